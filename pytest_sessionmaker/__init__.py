@@ -1,0 +1,15 @@
+"""Per-test SQLAlchemy sessions that are rolled back, even when the code under test commits."""
+
+from pytest_sessionmaker.errors import (
+    DatabaseUnavailable,
+    IsolationBreach,
+    SchemaConflict,
+    SessionmakerError,
+)
+
+__all__ = [
+    "DatabaseUnavailable",
+    "IsolationBreach",
+    "SchemaConflict",
+    "SessionmakerError",
+]

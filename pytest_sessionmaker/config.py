@@ -1,0 +1,200 @@
+"""One frozen settings object, resolved once from the command line, the environment and the ini.
+
+Precedence is CLI > environment > ini > default (as pytest-django and pytest-timeout do): the ini
+file is the project's committed default, the environment is per machine or CI job, the command
+line is per run. Every value remembers where it came from so the report header can say so.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+import pytest
+
+if TYPE_CHECKING:
+    from sqlalchemy import URL
+
+URL_ENV_VAR = "PYTEST_DB_URL"
+SCHEMA_MODES = ("create", "none")
+DATABASE_MODES = ("derive", "as_given")
+
+SchemaMode = Literal["create", "none"]
+DatabaseMode = Literal["derive", "as_given"]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the plugin was told, validated."""
+
+    url: str | None
+    url_source: str | None
+    metadata_paths: tuple[str, ...]
+    schema_mode: SchemaMode
+    database_mode: DatabaseMode
+    reuse_database: bool
+    recreate_database: bool
+    sessionmaker_paths: tuple[str, ...]
+    engine_paths: tuple[str, ...]
+    rebind_autouse: bool
+
+    def parsed_url(self) -> URL | None:
+        """The URL as SQLAlchemy parses it (validated already at start-up)."""
+        if self.url is None:
+            return None
+        from sqlalchemy.engine import make_url
+
+        return make_url(self.url)
+
+
+def add_options(parser: pytest.Parser) -> None:
+    """Declare every option once, as CLI flag and ini key."""
+    group = parser.getgroup("sessionmaker", "pytest-sessionmaker (SQLAlchemy test sessions)")
+    group.addoption(
+        "--db-url",
+        dest="db_url",
+        default=None,
+        help=f"SQLAlchemy URL of the test database server (also ${URL_ENV_VAR} and the db_url "
+        "ini key). Default: a throwaway PostgreSQL started for the run.",
+    )
+    group.addoption(
+        "--db-reuse",
+        dest="db_reuse",
+        action="store_true",
+        default=None,
+        help="Keep the test database(s) after the run and reuse them while the schema is "
+        "unchanged.",
+    )
+    group.addoption(
+        "--db-create",
+        dest="db_create",
+        action="store_true",
+        default=False,
+        help="Re-create the test database(s) even when --db-reuse would keep them.",
+    )
+    parser.addini("db_url", "SQLAlchemy URL of the test database server.", default=None)
+    parser.addini(
+        "db_metadata",
+        "MetaData objects or declarative bases (module:attr, space separated) whose tables "
+        "the plugin creates for the run.",
+        type="args",
+        default=[],
+    )
+    parser.addini(
+        "db_schema",
+        "create (default): create db_metadata's tables for the run and drop them after; "
+        "none: run no DDL, the database was migrated beforehand.",
+        default="create",
+    )
+    parser.addini(
+        "db_database",
+        "derive (default): work in test databases created from the URL's name (app -> "
+        "app_test); as_given: use the URL's database exactly as given, create and drop nothing.",
+        default="derive",
+    )
+    parser.addini(
+        "db_reuse",
+        "Keep and reuse test databases between runs (like --db-reuse).",
+        type="bool",
+        default=False,
+    )
+    parser.addini(
+        "db_sessionmakers",
+        "The application's sessionmaker / scoped_session objects (module:attr, space "
+        "separated) to bind to each test's transaction.",
+        type="args",
+        default=[],
+    )
+    parser.addini(
+        "db_engines",
+        "The application's own engines (module:attr): commits through them in a rolled-back "
+        "test are reported.",
+        type="args",
+        default=[],
+    )
+    parser.addini(
+        "db_rebind_autouse",
+        "Bind db_sessionmakers for every test, even tests that request no db_* fixture.",
+        type="bool",
+        default=False,
+    )
+
+
+def _choice(config: pytest.Config, key: str, allowed: tuple[str, ...]) -> str:
+    value = str(config.getini(key)).strip()
+    if value not in allowed:
+        raise pytest.UsageError(
+            f"ini key {key} = {value!r} is not valid; use one of: {', '.join(allowed)}."
+        )
+    return value
+
+
+def _resolve_url(config: pytest.Config) -> tuple[str | None, str | None]:
+    cli = config.getoption("db_url")
+    if cli is not None:
+        return cli, "--db-url"
+    env = os.environ.get(URL_ENV_VAR)
+    if env is not None:
+        if not env.strip():
+            raise pytest.UsageError(
+                f"${URL_ENV_VAR} is set but empty; unset it to use the default, "
+                "or give it a database URL."
+            )
+        return env, f"${URL_ENV_VAR}"
+    ini = config.getini("db_url")
+    if ini is not None:
+        return str(ini), "ini db_url"
+    return None, None
+
+
+def validate_url(url: str, source: str) -> None:
+    """Parse with SQLAlchemy's own parser and load the dialect; one plain sentence on failure.
+
+    The driver (DBAPI) module itself is imported later, when a test first needs the database,
+    so a run that never touches the database does not pay for it.
+    """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    if not url.strip():
+        raise pytest.UsageError(f"The database URL from {source} is empty.")
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise pytest.UsageError(
+            f"The database URL from {source} is not a valid SQLAlchemy URL; expected "
+            "dialect+driver://user:password@host:port/database, e.g. "
+            "postgresql+psycopg://postgres@127.0.0.1/app or sqlite:///app.db."
+        ) from None
+    try:
+        parsed.get_dialect()
+    except NoSuchModuleError:
+        raise pytest.UsageError(
+            f"The database URL from {source} names the unknown dialect or driver "
+            f"{parsed.drivername!r}; check the spelling or install the driver's SQLAlchemy "
+            "dialect."
+        ) from None
+
+
+def read_settings(config: pytest.Config) -> Settings:
+    """Resolve and validate every setting; raise pytest.UsageError on bad input."""
+    url, source = _resolve_url(config)
+    if url is not None and source is not None:
+        validate_url(url, source)
+    reuse_cli = config.getoption("db_reuse")
+    return Settings(
+        url=url,
+        url_source=source,
+        metadata_paths=tuple(config.getini("db_metadata")),
+        schema_mode=_choice(config, "db_schema", SCHEMA_MODES),  # type: ignore[arg-type]
+        database_mode=_choice(config, "db_database", DATABASE_MODES),  # type: ignore[arg-type]
+        reuse_database=bool(reuse_cli) if reuse_cli is not None else bool(config.getini("db_reuse")),
+        recreate_database=bool(config.getoption("db_create")),
+        sessionmaker_paths=tuple(config.getini("db_sessionmakers")),
+        engine_paths=tuple(config.getini("db_engines")),
+        rebind_autouse=bool(config.getini("db_rebind_autouse")),
+    )
+
+
+SETTINGS_KEY = pytest.StashKey[Settings]()

@@ -1,0 +1,115 @@
+"""Engine creation, with the dialect fixes that make rolled-back tests possible."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.pool import QueuePool
+
+if TYPE_CHECKING:
+    from sqlalchemy import URL, Engine
+    from sqlalchemy.engine.interfaces import DBAPIConnection
+    from sqlalchemy.pool import ConnectionPoolEntry, PoolResetState
+
+REFUSED_ENGINE_OPTIONS = {
+    "isolation_level": "AUTOCOMMIT",
+}
+
+
+def refuse_unsafe_engine_options(options: Mapping[str, Any]) -> None:
+    """AUTOCOMMIT makes every statement permanent at once, so nothing could be rolled back."""
+    levels = [options.get("isolation_level"), dict(options.get("execution_options") or {}).get(
+        "isolation_level"
+    )]
+    if any(str(level).upper() == "AUTOCOMMIT" for level in levels if level is not None):
+        raise ValueError(
+            "db_engine_options sets isolation_level='AUTOCOMMIT', which commits every statement "
+            "at once so no test could be rolled back; remove it, or mark the tests that need "
+            "real commits with @pytest.mark.db_commit."
+        )
+
+
+def is_memory_sqlite(url: URL) -> bool:
+    return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
+
+
+def shared_memory_sqlite(url: URL) -> URL:
+    """Turn ``sqlite://`` into one in-memory database shared by all connections of the process.
+
+    A plain in-memory SQLite database lives and dies with one DBAPI connection, so a pooled engine
+    would hand each connection its own empty database. A named shared-cache memory database is
+    one database for every connection of this process while at least one connection is open.
+    """
+    name = f"file:pytest_sessionmaker_{os.getpid()}_{id(url):x}?mode=memory&cache=shared"
+    return url.set(database=name).update_query_dict({"uri": "true"})
+
+
+def create_test_engine(url: URL, options: Mapping[str, Any]) -> Engine:
+    """The run's engine: pooled, with savepoints working and per-connection state reset."""
+    refuse_unsafe_engine_options(options)
+    engine_options = dict(options)
+    if is_memory_sqlite(url):
+        url = shared_memory_sqlite(url)
+        engine_options.setdefault("poolclass", QueuePool)
+    engine = create_engine(url, **engine_options)
+    if engine.dialect.name == "sqlite" and engine.dialect.driver == "pysqlite":
+        fix_pysqlite_transactions(engine)
+    if engine.dialect.name in RESETTERS:
+        event.listen(engine, "reset", RESETTERS[engine.dialect.name])
+    return engine
+
+
+def fix_pysqlite_transactions(engine: Engine) -> None:
+    """SQLAlchemy's documented recipe: let SQLAlchemy, not pysqlite, emit BEGIN.
+
+    pysqlite's own transaction handling defers BEGIN and commits before some statements, which
+    breaks SAVEPOINT: a row committed through a savepoint session would really be committed.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _disable_pysqlite_begin(dbapi_connection: Any, connection_record: Any) -> None:
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def _emit_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN")
+
+
+def _reset_postgresql(
+    dbapi_connection: DBAPIConnection, record: ConnectionPoolEntry, state: PoolResetState
+) -> None:
+    """Return connections to the pool without the last test's session state.
+
+    DISCARD ALL drops temporary tables, SET values, prepared statements and advisory locks.
+    psycopg notices DISCARD ALL and forgets its own prepared statements too. It cannot run in a
+    transaction block, hence the rollback and the brief switch to autocommit.
+    """
+    dbapi_connection.rollback()
+    if state.terminate_only:
+        return
+    autocommit = dbapi_connection.autocommit  # type: ignore[attr-defined]
+    dbapi_connection.autocommit = True  # type: ignore[attr-defined]
+    try:
+        dbapi_connection.cursor().execute("DISCARD ALL")
+    finally:
+        dbapi_connection.autocommit = autocommit  # type: ignore[attr-defined]
+
+
+def _reset_sqlite(
+    dbapi_connection: DBAPIConnection, record: ConnectionPoolEntry, state: PoolResetState
+) -> None:
+    """SQLite's per-connection state worth resetting is its temporary tables."""
+    dbapi_connection.rollback()
+    if state.terminate_only:
+        return
+    cursor = dbapi_connection.cursor()
+    cursor.execute("SELECT name FROM sqlite_temp_master WHERE type = 'table'")
+    for (name,) in cursor.fetchall():
+        quoted = name.replace('"', '""')
+        cursor.execute(f'DROP TABLE temp."{quoted}"')
+
+
+RESETTERS = {"postgresql": _reset_postgresql, "sqlite": _reset_sqlite}

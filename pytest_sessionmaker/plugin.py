@@ -1,0 +1,53 @@
+"""pytest hooks: options, markers, the report header, and the fixtures' registration."""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_sessionmaker.config import SETTINGS_KEY, add_options, read_settings
+from pytest_sessionmaker.fixtures import (
+    db_connection,
+    db_engine,
+    db_engine_options,
+    db_session,
+    db_session_options,
+    db_sessionmaker,
+    db_setup,
+    db_url,
+)
+from pytest_sessionmaker.markers import COMMIT_MARKER_HELP
+from pytest_sessionmaker.server import ensure_run_id
+
+__all__ = [
+    "db_connection",
+    "db_engine",
+    "db_engine_options",
+    "db_session",
+    "db_session_options",
+    "db_sessionmaker",
+    "db_setup",
+    "db_url",
+]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_options(parser)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", COMMIT_MARKER_HELP)
+    config.stash[SETTINGS_KEY] = read_settings(config)
+    ensure_run_id(config)
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    from pytest_sessionmaker.report import header_lines
+
+    return header_lines(config.stash[SETTINGS_KEY])
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    from pytest_sessionmaker.server import stop_throwaway_server
+
+    stop_throwaway_server(session.config)

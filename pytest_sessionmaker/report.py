@@ -1,0 +1,28 @@
+"""The report header: which database, from where, in which mode; never a password."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pytest_sessionmaker.config import Settings
+
+
+def header_lines(settings: Settings) -> list[str]:
+    url = settings.parsed_url()
+    if url is None:
+        where = "a throwaway PostgreSQL started on first use (no --db-url, $PYTEST_DB_URL or db_url)"
+    else:
+        where = f"{url.render_as_string(hide_password=True)} (from {settings.url_source})"
+    database = {
+        "derive": "test databases derived from the URL's",
+        "as_given": "the URL's database as given",
+    }[settings.database_mode]
+    if settings.reuse_database:
+        database += ", reused between runs"
+    schema = (
+        f"create from {' '.join(settings.metadata_paths)}"
+        if settings.schema_mode == "create" and settings.metadata_paths
+        else "none (no DDL)"
+    )
+    return [f"sessionmaker: {where}; database: {database}; schema: {schema}"]

@@ -1,0 +1,146 @@
+"""The run's database: engine, tables, breach guard and restorer, prepared once per process."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.orm import sessionmaker
+
+from pytest_sessionmaker.commit import TableRestorer
+from pytest_sessionmaker.engines import create_test_engine
+from pytest_sessionmaker.errors import DatabaseUnavailable, SchemaConflict
+from pytest_sessionmaker.isolation import BreachGuard, RolledBackTest, describe_breaches
+from pytest_sessionmaker.schema import Schema, load_metadata
+
+if TYPE_CHECKING:
+    from sqlalchemy import URL, Connection, Engine
+    from sqlalchemy.orm import Session
+
+    from pytest_sessionmaker.config import Settings
+
+REFUSED_SESSION_OPTIONS = {
+    "bind": "the plugin binds sessions to the test's connection",
+    "binds": "the plugin binds sessions to the test's connection",
+    "join_transaction_mode": "the plugin needs 'create_savepoint' so commits become savepoints",
+}
+
+
+def refuse_unsafe_session_options(options: Mapping[str, Any]) -> None:
+    for key, reason in REFUSED_SESSION_OPTIONS.items():
+        if key in options:
+            raise ValueError(
+                f"db_session_options may not set {key!r}: {reason}. Remove it; for real commits "
+                "mark the test with @pytest.mark.db_commit."
+            )
+
+
+def hide_secrets(message: str, url: URL) -> str:
+    if url.password:
+        message = message.replace(str(url.password), "***")
+    return message
+
+
+def connect_error_message(url: URL, exc: BaseException) -> str:
+    """One plain sentence about a connection failure, with the password hidden."""
+    shown = url.render_as_string(hide_password=True)
+    if isinstance(exc, ImportError):
+        return (
+            f"The database driver for {url.drivername!r} is not installed ({exc}). Install it "
+            "(for MySQL/MariaDB: pip install 'pytest-sessionmaker[mysql]') or choose another "
+            "URL with --db-url."
+        )
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    detail = reason[0] if reason else type(exc).__name__
+    return hide_secrets(
+        f"Cannot connect to the test database {shown}: {detail}. Check that the server is "
+        "running, or choose another database with --db-url, $PYTEST_DB_URL or the db_url ini "
+        "key (e.g. --db-url sqlite://).",
+        url,
+    )
+
+
+class DatabaseRun:
+    """Everything about the database that lives for the whole run (or xdist worker)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        url: URL,
+        engine_options: Mapping[str, Any],
+        session_options: Mapping[str, Any],
+        *,
+        owns_database: bool,
+    ) -> None:
+        refuse_unsafe_session_options(session_options)
+        self.settings = settings
+        self.url = url
+        self.owns_database = owns_database
+        self.engine: Engine = create_test_engine(url, engine_options)
+        self.guard = BreachGuard()
+        self.guard.watch_engine(self.engine, "db_engine")
+        self.rolled_back = RolledBackTest(self.engine, self.guard)
+        self.sessionmaker: sessionmaker[Session] = sessionmaker(
+            join_transaction_mode="create_savepoint", **session_options
+        )
+        self.schema: Schema | None = None
+        self.restorer: TableRestorer | None = None
+        self.reused_schema = False
+        self._keeper: Connection | None = None
+        self._on_close: list[Callable[[], None]] = []
+
+    def on_close(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` after the engine is disposed (e.g. to drop the test database)."""
+        self._on_close.append(callback)
+
+    def prepare(self) -> None:
+        """Connect once, create the tables and the change log; raise DatabaseUnavailable."""
+        try:
+            # Also keeps a shared in-memory SQLite database alive for the whole run.
+            self._keeper = self.engine.connect()
+        except Exception as exc:  # noqa: BLE001 - every driver has its own exception types
+            raise DatabaseUnavailable(connect_error_message(self.url, exc)) from None
+        if self.settings.metadata_paths and self.settings.schema_mode == "create":
+            self.schema = Schema(load_metadata(self.settings.metadata_paths))
+            self.reused_schema = self.schema.create(
+                self.engine, reuse=self.settings.reuse_database
+            )
+        if TableRestorer.supports(self.engine) and self.schema is not None:
+            self.restorer = TableRestorer(self.engine, self.schema.tables)
+            self.restorer.install()
+        self.guard.committed_between_tests = False
+
+    def close(self) -> None:
+        """Remove what the run created (unless the database is kept for reuse)."""
+        keep = self.settings.reuse_database and self.owns_database
+        try:
+            if self.restorer is not None:
+                self.restorer.uninstall()
+            if self.schema is not None and not keep:
+                self.schema.drop(self.engine)
+        finally:
+            if self._keeper is not None:
+                self._keeper.close()
+            self.engine.dispose()
+            for callback in self._on_close:
+                callback()
+
+    def begin_test(self) -> Connection:
+        if self.restorer is not None and self.guard.committed_between_tests:
+            self.restorer.checkpoint()
+        self.guard.committed_between_tests = False
+        return self.rolled_back.begin()
+
+    def end_test(self, connection: Connection) -> str | None:
+        """Roll the test back; describe any breach (after repairing it where possible)."""
+        breaches = self.rolled_back.end(connection)
+        if not breaches:
+            return None
+        restored = self.restorer is not None
+        if self.restorer is not None:
+            self.restorer.restore()
+            self.guard.committed_between_tests = False
+        return hide_secrets(describe_breaches(breaches, restored), self.url)
+
+
+__all__ = ["DatabaseRun", "DatabaseUnavailable", "SchemaConflict"]
