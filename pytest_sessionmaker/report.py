@@ -15,7 +15,7 @@ def header_lines(settings: Settings) -> list[str]:
     else:
         where = f"{url.render_as_string(hide_password=True)} (from {settings.url_source})"
     database = {
-        "derive": "test databases derived from the URL's",
+        "derive": "a test database of the plugin's, named after the URL's (app -> app_test)",
         "as_given": "the URL's database as given",
     }[settings.database_mode]
     if settings.reuse_database:

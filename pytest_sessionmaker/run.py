@@ -60,6 +60,18 @@ def connect_error_message(url: URL, exc: BaseException) -> str:
     )
 
 
+def keep_memory_database_alive(engine: Engine) -> Any:
+    """A shared in-memory SQLite database lives while one connection to it is open.
+
+    The connection is opened outside the pool so that it takes no pool slot.
+    """
+    if engine.dialect.name != "sqlite" or "mode=memory" not in str(engine.url.database):
+        return None
+    import sqlite3
+
+    return sqlite3.connect(str(engine.url.database), uri=True)
+
+
 class DatabaseRun:
     """Everything about the database that lives for the whole run (or xdist worker)."""
 
@@ -86,7 +98,7 @@ class DatabaseRun:
         self.schema: Schema | None = None
         self.restorer: TableRestorer | None = None
         self.reused_schema = False
-        self._keeper: Connection | None = None
+        self._keeper: Any = None
         self._on_close: list[Callable[[], None]] = []
 
     def on_close(self, callback: Callable[[], None]) -> None:
@@ -96,10 +108,11 @@ class DatabaseRun:
     def prepare(self) -> None:
         """Connect once, create the tables and the change log; raise DatabaseUnavailable."""
         try:
-            # Also keeps a shared in-memory SQLite database alive for the whole run.
-            self._keeper = self.engine.connect()
+            with self.engine.connect():
+                pass
         except Exception as exc:  # noqa: BLE001 - every driver has its own exception types
             raise DatabaseUnavailable(connect_error_message(self.url, exc)) from None
+        self._keeper = keep_memory_database_alive(self.engine)
         if self.settings.metadata_paths and self.settings.schema_mode == "create":
             self.schema = Schema(load_metadata(self.settings.metadata_paths))
             self.reused_schema = self.schema.create(

@@ -12,7 +12,7 @@ def test_a_commit_is_invisible_to_the_next_test_in_either_order(project: Project
         from sqlalchemy import func, select
         from models import User
 
-        @pytest.mark.parametrize("order", [1, 2])
+        @pytest.mark.parametrize("order", [1, 2, 3])
         def test_commit_then_count(db_session, order):
             assert db_session.scalar(select(func.count()).select_from(User)) == 0
             db_session.add(User(name="alice"))
@@ -20,7 +20,203 @@ def test_a_commit_is_invisible_to_the_next_test_in_either_order(project: Project
             assert db_session.scalar(select(func.count()).select_from(User)) == 1
         """
     )
+    project.run().assert_outcomes(passed=3)
+
+
+def test_rollback_after_integrity_error_keeps_seeded_rows_and_later_commit_is_undone(
+    project: Project,
+) -> None:
+    project.write_tests(
+        """
+        import pytest
+        from sqlalchemy import func, select
+        from sqlalchemy.exc import IntegrityError
+        from models import User
+
+        def count(session):
+            return session.scalar(select(func.count()).select_from(User))
+
+        def test_app_rolls_back(db_session, db_sessionmaker):
+            db_session.add(User(name="seed"))
+            db_session.commit()
+            with db_sessionmaker() as app:
+                app.add(User(name="seed"))
+                with pytest.raises(IntegrityError):
+                    app.commit()
+                app.rollback()
+                assert count(app) == 1
+                app.add(User(name="after"))
+                app.commit()
+            assert count(db_session) == 2
+
+        def test_next(db_session):
+            assert count(db_session) == 0
+        """
+    )
+    project.run().assert_outcomes(passed=2)
+
+
+def test_begin_nested_rolls_back_only_its_own_work(project: Project) -> None:
+    project.write_tests(
+        """
+        from sqlalchemy import select
+        from models import User
+
+        def test_nested(db_session):
+            db_session.add(User(name="kept"))
+            db_session.flush()
+            nested = db_session.begin_nested()
+            db_session.add(User(name="dropped"))
+            db_session.flush()
+            nested.rollback()
+            db_session.commit()
+            assert db_session.scalars(select(User.name)).all() == ["kept"]
+
+        def test_after(db_session):
+            assert db_session.scalars(select(User.name)).all() == []
+        """
+    )
+    project.run().assert_outcomes(passed=2)
+
+
+def test_sessions_of_one_test_see_each_others_commits(project: Project) -> None:
+    project.write_tests(
+        """
+        from sqlalchemy import select
+        from models import User
+
+        def test_two_sessions(db_sessionmaker):
+            with db_sessionmaker.begin() as writer:
+                writer.add(User(name="bob"))
+            with db_sessionmaker() as reader:
+                assert reader.scalars(select(User.name)).all() == ["bob"]
+            with db_sessionmaker(expire_on_commit=False) as other:
+                user = other.scalars(select(User)).one()
+                other.commit()
+                assert user.name == "bob"
+
+        def test_gone(db_session):
+            assert db_session.scalars(select(User)).all() == []
+        """
+    )
+    project.run().assert_outcomes(passed=2)
+
+
+def test_a_users_own_session_with_the_default_join_mode_is_guarded(project: Project) -> None:
+    project.write_tests(
+        """
+        from sqlalchemy import select
+        from sqlalchemy.orm import Session
+        from models import User
+
+        def test_own_session(db_connection):
+            with Session(bind=db_connection) as session:
+                session.add(User(name="carol"))
+                session.commit()
+                session.add(User(name="dave"))
+                session.rollback()
+                assert session.scalars(select(User.name)).all() == ["carol"]
+                session.add(User(name="erin"))
+                session.commit()
+
+        def test_after(db_session):
+            assert db_session.scalars(select(User)).all() == []
+        """
+    )
+    project.run().assert_outcomes(passed=2)
+
+
+def test_committing_the_connection_is_an_error_of_that_test_only(project: Project) -> None:
+    project.write_tests(
+        """
+        from sqlalchemy import insert, select
+        from models import User
+
+        def test_commits_connection(db_connection):
+            db_connection.execute(insert(User).values(name="leak"))
+            db_connection.commit()
+
+        def test_next_is_clean(db_session):
+            assert db_session.scalars(select(User)).all() == []
+        """
+    )
     result = project.run("-p", "no:randomly")
-    result.assert_outcomes(passed=2)
-    result = project.run("-p", "no:randomly", "-k", "2 or 1")
-    result.assert_outcomes(passed=2)
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at teardown of test_commits_connection*",
+            "*db_connection.commit() committed the test's own transaction*"
+            "*@pytest.mark.db_commit*",
+        ]
+    )
+
+
+def test_committing_through_a_second_connection_is_reported_with_the_tests_failure(
+    project: Project,
+) -> None:
+    project.write_tests(
+        """
+        from sqlalchemy import insert, select
+        from models import User
+
+        def test_second_connection(db_engine, db_session):
+            with db_engine.begin() as other:
+                other.execute(insert(User).values(name="leak"))
+            assert False, "the test's own failure"
+
+        def test_next_is_clean(db_session):
+            assert db_session.scalars(select(User)).all() == []
+        """
+    )
+    result = project.run("-p", "no:randomly")
+    result.assert_outcomes(passed=1, failed=1, errors=1)
+    result.stdout.fnmatch_lines(
+        ["*a second connection of db_engine committed*", "*the test's own failure*"]
+    )
+
+
+def test_pooled_connections_carry_no_session_state_between_tests(project: Project) -> None:
+    postgresql_only = "" if project.backend.name == "postgresql" else "@pytest.mark.skip"
+    project.write_tests(
+        f"""
+        import pytest
+        from sqlalchemy import text
+
+        def test_leave_state(db_connection):
+            db_connection.exec_driver_sql("CREATE TEMPORARY TABLE scratch (x INTEGER)")
+            if db_connection.dialect.name == "postgresql":
+                db_connection.exec_driver_sql("SET SESSION statement_timeout = 12345")
+                db_connection.exec_driver_sql("SELECT pg_advisory_lock(42)")
+                for _ in range(8):  # psycopg prepares a statement after 5 executions
+                    db_connection.execute(text("SELECT 1 + :x"), {{"x": 1}})
+            db_connection.commit()
+
+        def test_temp_table_is_gone(db_connection):
+            db_connection.exec_driver_sql("CREATE TEMPORARY TABLE scratch (x INTEGER)")
+
+        {postgresql_only}
+        def test_postgresql_state_is_reset(db_connection):
+            assert db_connection.exec_driver_sql("SHOW statement_timeout").scalar() == "0"
+            held = db_connection.exec_driver_sql(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                "AND pid = pg_backend_pid()"
+            ).scalar()
+            assert held == 0
+            for _ in range(8):
+                assert db_connection.execute(text("SELECT 1 + :x"), {{"x": 1}}).scalar() == 2
+        """
+    )
+    # The commit in the first test is a breach (reported); what matters is what the next
+    # tests find on the pooled connection. One pooled connection makes sure it is reused.
+    project.pytester.makeconftest(
+        """
+        import pytest
+
+        @pytest.fixture(scope="session")
+        def db_engine_options():
+            return {"pool_size": 1, "max_overflow": 0}
+        """
+    )
+    result = project.run("-p", "no:randomly")
+    expected = {"postgresql": dict(passed=3, errors=1), "sqlite": dict(passed=2, errors=1, skipped=1)}
+    result.assert_outcomes(**expected[project.backend.name])
