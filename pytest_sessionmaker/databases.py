@@ -15,14 +15,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
 from pytest_sessionmaker.config import SETTINGS_KEY
-from pytest_sessionmaker.engines import is_memory_sqlite
-from pytest_sessionmaker.errors import DatabaseUnavailable
-from pytest_sessionmaker.run import DatabaseRun, connect_error_message, hide_secrets
+from pytest_sessionmaker.engines import engine_or_plain_error, is_memory_sqlite
+from pytest_sessionmaker.errors import DatabaseUnavailable, connect_error_message, hide_secrets
+from pytest_sessionmaker.run import DatabaseRun
 
 if TYPE_CHECKING:
     import pytest
@@ -87,10 +87,10 @@ class ServerTestDatabase:
             candidates.append(self.server_url.set(database="postgres"))
         failure: BaseException | None = None
         for candidate in candidates:
-            engine = create_engine(candidate, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+            engine = engine_or_plain_error(candidate, poolclass=NullPool, isolation_level="AUTOCOMMIT")
             try:
                 return engine.connect()
-            except Exception as exc:  # noqa: BLE001 - drivers raise their own types
+            except Exception as exc:
                 failure = exc
         assert failure is not None
         raise DatabaseUnavailable(connect_error_message(self.server_url, failure)) from None
@@ -118,7 +118,7 @@ class ServerTestDatabase:
         return admin.execute(text(query), {"name": name}).first() is not None
 
     def _is_ours(self, name: str) -> bool:
-        engine = create_engine(self.server_url.set(database=name), poolclass=NullPool)
+        engine = engine_or_plain_error(self.server_url.set(database=name), poolclass=NullPool)
         try:
             with engine.connect() as connection:
                 from sqlalchemy import inspect
@@ -143,7 +143,7 @@ class ServerTestDatabase:
                     self.server_url,
                 )
             ) from None
-        engine = create_engine(self.server_url.set(database=name), poolclass=NullPool)
+        engine = engine_or_plain_error(self.server_url.set(database=name), poolclass=NullPool)
         try:
             with engine.begin() as connection:
                 connection.exec_driver_sql(

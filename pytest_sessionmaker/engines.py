@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import create_engine, event
 from sqlalchemy.pool import QueuePool
 
+from pytest_sessionmaker.errors import DatabaseUnavailable, connect_error_message
+
 if TYPE_CHECKING:
     from sqlalchemy import URL, Engine
     from sqlalchemy.engine.interfaces import DBAPIConnection
@@ -54,12 +56,20 @@ def create_test_engine(url: URL, options: Mapping[str, Any]) -> Engine:
     if is_memory_sqlite(url):
         url = shared_memory_sqlite(url)
         engine_options.setdefault("poolclass", QueuePool)
-    engine = create_engine(url, **engine_options)
+    engine = engine_or_plain_error(url, **engine_options)
     if engine.dialect.name == "sqlite" and engine.dialect.driver == "pysqlite":
         fix_pysqlite_transactions(engine)
     if engine.dialect.name in RESETTERS:
         event.listen(engine, "reset", RESETTERS[engine.dialect.name])
     return engine
+
+
+def engine_or_plain_error(url: URL, **options: Any) -> Engine:
+    """create_engine, with a missing driver reported in one sentence instead of a traceback."""
+    try:
+        return create_engine(url, **options)
+    except ImportError as exc:
+        raise DatabaseUnavailable(connect_error_message(url, exc)) from None
 
 
 def fix_pysqlite_transactions(engine: Engine) -> None:

@@ -1,4 +1,11 @@
-"""The plugin's exceptions; they share one base so users can catch them together."""
+"""The plugin's exceptions, and the wording of database errors (never with a password)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sqlalchemy import URL
 
 
 class SessionmakerError(Exception):
@@ -15,3 +22,28 @@ class SchemaConflict(SessionmakerError):
 
 class IsolationBreach(SessionmakerError):
     """A test made work permanent behind the plugin's back."""
+
+
+def hide_secrets(message: str, url: URL) -> str:
+    if url.password:
+        message = message.replace(str(url.password), "***")
+    return message
+
+
+def connect_error_message(url: URL, exc: BaseException) -> str:
+    """One plain sentence about a connection failure, with the password hidden."""
+    shown = url.render_as_string(hide_password=True)
+    if isinstance(exc, ImportError):
+        return (
+            f"The database driver for {url.drivername!r} is not installed ({exc}). Install it "
+            "(for MySQL/MariaDB: pip install 'pytest-sessionmaker[mysql]') or choose another "
+            "URL with --db-url."
+        )
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    detail = reason[0] if reason else type(exc).__name__
+    return hide_secrets(
+        f"Cannot connect to the test database {shown}: {detail}. Check that the server is "
+        "running, or choose another database with --db-url, $PYTEST_DB_URL or the db_url ini "
+        "key (e.g. --db-url sqlite://).",
+        url,
+    )

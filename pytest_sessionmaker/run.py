@@ -9,7 +9,12 @@ from sqlalchemy.orm import sessionmaker
 
 from pytest_sessionmaker.commit import TableRestorer
 from pytest_sessionmaker.engines import create_test_engine
-from pytest_sessionmaker.errors import DatabaseUnavailable, SchemaConflict
+from pytest_sessionmaker.errors import (
+    DatabaseUnavailable,
+    SchemaConflict,
+    connect_error_message,
+    hide_secrets,
+)
 from pytest_sessionmaker.isolation import BreachGuard, RolledBackTest, describe_breaches
 from pytest_sessionmaker.schema import Schema, load_metadata
 
@@ -33,31 +38,6 @@ def refuse_unsafe_session_options(options: Mapping[str, Any]) -> None:
                 f"db_session_options may not set {key!r}: {reason}. Remove it; for real commits "
                 "mark the test with @pytest.mark.db_commit."
             )
-
-
-def hide_secrets(message: str, url: URL) -> str:
-    if url.password:
-        message = message.replace(str(url.password), "***")
-    return message
-
-
-def connect_error_message(url: URL, exc: BaseException) -> str:
-    """One plain sentence about a connection failure, with the password hidden."""
-    shown = url.render_as_string(hide_password=True)
-    if isinstance(exc, ImportError):
-        return (
-            f"The database driver for {url.drivername!r} is not installed ({exc}). Install it "
-            "(for MySQL/MariaDB: pip install 'pytest-sessionmaker[mysql]') or choose another "
-            "URL with --db-url."
-        )
-    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-    detail = reason[0] if reason else type(exc).__name__
-    return hide_secrets(
-        f"Cannot connect to the test database {shown}: {detail}. Check that the server is "
-        "running, or choose another database with --db-url, $PYTEST_DB_URL or the db_url ini "
-        "key (e.g. --db-url sqlite://).",
-        url,
-    )
 
 
 def keep_memory_database_alive(engine: Engine) -> Any:
@@ -110,7 +90,7 @@ class DatabaseRun:
         try:
             with self.engine.connect():
                 pass
-        except Exception as exc:  # noqa: BLE001 - every driver has its own exception types
+        except Exception as exc:
             raise DatabaseUnavailable(connect_error_message(self.url, exc)) from None
         self._keeper = keep_memory_database_alive(self.engine)
         if self.settings.metadata_paths and self.settings.schema_mode == "create":

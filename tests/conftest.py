@@ -10,8 +10,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+import sqlalchemy.dialects.mysql
+import sqlalchemy.dialects.postgresql
+import sqlalchemy.dialects.sqlite
 from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.pool import NullPool
+
+import pytest_sessionmaker.databases
+import pytest_sessionmaker.server
+
+# In-process pytester runs restore sys.modules afterwards; a dialect first imported inside an
+# inner run would be imported again by the next one and re-register SQLAlchemy's global
+# functions (a warning, an error under filterwarnings). Importing them here keeps them loaded.
+PRELOADED = (sqlalchemy.dialects, pytest_sessionmaker.databases, pytest_sessionmaker.server)
 
 MODELS = '''
 from sqlalchemy import ForeignKey, String, UniqueConstraint
