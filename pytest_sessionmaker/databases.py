@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import text
+from sqlalchemy import URL, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
@@ -26,7 +26,7 @@ from pytest_sessionmaker.run import DatabaseRun
 
 if TYPE_CHECKING:
     import pytest
-    from sqlalchemy import URL, Connection
+    from sqlalchemy import Connection
 
 OWNER_TABLE = "pytest_sessionmaker_database"
 ATTEMPTS = 10
@@ -79,7 +79,11 @@ class ServerTestDatabase:
     def _admin_engine_url(self) -> URL:
         if self.dialect == "postgresql":
             return self.server_url.set(database=self.server_url.database or "postgres")
-        return self.server_url.set(database=None)
+        # URL.set() ignores None, so build the URL without a database from its parts.
+        url = self.server_url
+        return URL.create(
+            url.drivername, url.username, url.password, url.host, url.port, None, url.query
+        )
 
     def _connect_admin(self) -> Connection:
         candidates = [self._admin_engine_url()]

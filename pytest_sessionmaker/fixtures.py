@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -11,9 +10,12 @@ from pytest_sessionmaker.config import SETTINGS_KEY
 from pytest_sessionmaker.errors import SessionmakerError
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+
     from sqlalchemy import URL, Connection, Engine
     from sqlalchemy.orm import Session, sessionmaker
 
+    from pytest_sessionmaker.rebind import SessionFactory
     from pytest_sessionmaker.run import DatabaseRun
 
 
@@ -59,6 +61,9 @@ def db_setup(
     except (SessionmakerError, ValueError) as exc:
         message = str(exc)
     else:
+        from pytest_sessionmaker.rebind import APPLICATION_KEY, watch_application_engines
+
+        watch_application_engines(run.guard, pytestconfig.stash[APPLICATION_KEY])
         yield run
         run.close()
         return
@@ -82,7 +87,10 @@ def db_connection(request: pytest.FixtureRequest, db_setup: DatabaseRun) -> Iter
 
     options = commit_marker_options(request.node)
     if options is not None:
-        connection = db_setup.begin_commit_test(options)
+        try:
+            connection = db_setup.begin_commit_test(options)
+        except SessionmakerError as exc:
+            pytest.fail(str(exc), pytrace=False)
         yield connection
         problem = db_setup.end_commit_test(connection)
     else:
@@ -96,7 +104,7 @@ def db_connection(request: pytest.FixtureRequest, db_setup: DatabaseRun) -> Iter
 @pytest.fixture
 def db_sessionmaker(db_setup: DatabaseRun, db_connection: Connection) -> sessionmaker[Session]:
     """The configured sessionmaker, producing sessions bound to this test's connection."""
-    db_setup.sessionmaker.configure(bind=db_connection)
+    db_setup.sessionmaker.configure(bind=db_setup.session_bind or db_connection)
     return db_setup.sessionmaker
 
 
@@ -105,3 +113,57 @@ def db_session(db_sessionmaker: sessionmaker[Session]) -> Iterator[Session]:
     """A session whose commits are savepoints of the test's transaction; closed afterwards."""
     with db_sessionmaker() as session:
         yield session
+
+
+@pytest.fixture(scope="session")
+def db_application_sessionmakers(pytestconfig: pytest.Config) -> Sequence[SessionFactory]:
+    """The application's sessionmaker / scoped_session objects that join each test.
+
+    Default: those named by the db_sessionmakers ini key. Override it to name them in code.
+    """
+    from pytest_sessionmaker.rebind import APPLICATION_KEY
+
+    return pytestconfig.stash[APPLICATION_KEY].sessionmakers
+
+
+@pytest.fixture
+def db_rebind(
+    request: pytest.FixtureRequest,
+    db_setup: DatabaseRun,
+    db_connection: Connection,
+    db_application_sessionmakers: Sequence[SessionFactory],
+) -> Iterator[Sequence[SessionFactory]]:
+    """The application's session factories, bound to this test's connection; restored after.
+
+    In a test marked ``db_commit`` they are bound to the run's engine instead.
+    """
+    from pytest_sessionmaker.markers import commit_marker_options
+    from pytest_sessionmaker.rebind import bound_to, session_factory_problem
+
+    for factory in db_application_sessionmakers:
+        problem = session_factory_problem(factory)
+        if problem is not None:
+            pytest.fail(f"db_application_sessionmakers: {factory!r} {problem}.", pytrace=False)
+    committing = commit_marker_options(request.node) is not None
+    bind = db_setup.engine if committing else db_connection
+    with bound_to(db_application_sessionmakers, bind, savepoints=not committing) as binding:
+        yield db_application_sessionmakers
+    if binding.problems:
+        pytest.fail(" ".join(binding.problems), pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def _db_rebind_autouse(request: pytest.FixtureRequest, pytestconfig: pytest.Config) -> None:
+    """Every test that uses the database gets db_rebind; with db_rebind_autouse, every test.
+
+    A test uses the database when it requests any db_* fixture (all depend on db_setup) or is
+    marked db_commit; the others pay for one membership test.
+    """
+    from pytest_sessionmaker.markers import COMMIT_MARKER
+
+    if (
+        "db_setup" in request.fixturenames
+        or pytestconfig.stash[SETTINGS_KEY].rebind_autouse
+        or request.node.get_closest_marker(COMMIT_MARKER) is not None
+    ):
+        request.getfixturevalue("db_rebind")

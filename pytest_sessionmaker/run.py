@@ -12,6 +12,7 @@ from pytest_sessionmaker.engines import create_test_engine
 from pytest_sessionmaker.errors import (
     DatabaseUnavailable,
     SchemaConflict,
+    SessionmakerError,
     connect_error_message,
     hide_secrets,
 )
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from pytest_sessionmaker.config import Settings
+    from pytest_sessionmaker.markers import CommitOptions
 
 REFUSED_SESSION_OPTIONS = {
     "bind": "the plugin binds sessions to the test's connection",
@@ -78,6 +80,9 @@ class DatabaseRun:
         self.schema: Schema | None = None
         self.restorer: TableRestorer | None = None
         self.reused_schema = False
+        # What db_sessionmaker binds to: None for the test's connection, the engine in
+        # db_commit tests.
+        self.session_bind: Engine | None = None
         self._keeper: Any = None
         self._on_close: list[Callable[[], None]] = []
 
@@ -93,12 +98,15 @@ class DatabaseRun:
         except Exception as exc:
             raise DatabaseUnavailable(connect_error_message(self.url, exc)) from None
         self._keeper = keep_memory_database_alive(self.engine)
-        if self.settings.metadata_paths and self.settings.schema_mode == "create":
-            self.schema = Schema(load_metadata(self.settings.metadata_paths))
+        if not self.settings.metadata_paths:
+            return
+        self.schema = Schema(load_metadata(self.settings.metadata_paths))
+        if self.settings.schema_mode == "create":
             self.reused_schema = self.schema.create(
                 self.engine, reuse=self.settings.reuse_database
             )
-        if TableRestorer.supports(self.engine) and self.schema is not None:
+        owns_tables = self.settings.schema_mode == "create" or self.owns_database
+        if owns_tables and TableRestorer.supports(self.engine):
             self.restorer = TableRestorer(self.engine, self.schema.tables)
             self.restorer.install()
         self.guard.committed_between_tests = False
@@ -118,11 +126,42 @@ class DatabaseRun:
             for callback in self._on_close:
                 callback()
 
-    def begin_test(self) -> Connection:
+    def _accept_commits_between_tests(self) -> None:
+        """Rows committed between tests (seed fixtures) become part of the baseline."""
         if self.restorer is not None and self.guard.committed_between_tests:
             self.restorer.checkpoint()
         self.guard.committed_between_tests = False
+
+    def begin_test(self) -> Connection:
+        self._accept_commits_between_tests()
+        self.session_bind = None
         return self.rolled_back.begin()
+
+    def begin_commit_test(self, options: CommitOptions) -> Connection:
+        """A plain connection: commits are real; the written tables are restored afterwards."""
+        if self.restorer is None and not options.allow_unrestored:
+            raise SessionmakerError(
+                "This db_commit test cannot be undone exactly: the plugin restores only tables "
+                "it created or tables in a test database it created, and here it has neither "
+                "(db_database = as_given with db_schema = none, or no db_metadata). Its commits "
+                "would stay in the database. Use a database of the plugin's (db_database = "
+                "derive), or mark the test @pytest.mark.db_commit(allow_unrestored=True) to "
+                "accept that."
+            )
+        self._accept_commits_between_tests()
+        self.session_bind = self.engine
+        return self.engine.connect()
+
+    def end_commit_test(self, connection: Connection) -> str | None:
+        try:
+            if connection.in_transaction():
+                connection.rollback()
+        finally:
+            connection.close()
+        if self.restorer is not None:
+            self.restorer.restore()
+            self.guard.committed_between_tests = False
+        return None
 
     def end_test(self, connection: Connection) -> str | None:
         """Roll the test back; describe any breach (after repairing it where possible)."""

@@ -7,6 +7,7 @@ import socket
 import textwrap
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pytest
@@ -100,7 +101,7 @@ class Backend:
 
             folder = Path(parsed.database).parent
             return {path.name for path in folder.glob("*.db")}
-        admin = parsed.set(database="postgres" if self.name == "postgresql" else None)
+        admin = parsed.set(database="postgres" if self.name == "postgresql" else "mysql")
         engine = create_engine(admin, poolclass=NullPool)
         query = (
             "SELECT datname FROM pg_database"
@@ -112,6 +113,30 @@ class Backend:
                 return set(connection.execute(text(query)).scalars())
         finally:
             engine.dispose()
+
+
+    def admin_execute(self, statement: str) -> None:
+        """Run one statement on the server outside any database of the test (autocommit)."""
+        parsed = make_url(self.url)
+        admin = parsed.set(database="postgres" if self.name == "postgresql" else "mysql")
+        engine = create_engine(admin, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+        try:
+            with engine.connect() as connection:
+                connection.exec_driver_sql(statement)
+        finally:
+            engine.dispose()
+
+    @contextmanager
+    def existing_database(self) -> Iterator[str]:
+        """The URL's database, made to exist for the test as a user's own database would."""
+        name = make_url(self.url).database
+        if self.name != "sqlite":
+            self.admin_execute(f"CREATE DATABASE {name}")
+        try:
+            yield self.url
+        finally:
+            if self.name != "sqlite":
+                self.admin_execute(f"DROP DATABASE {name}")
 
 
 def _unique_name() -> str:
