@@ -246,7 +246,7 @@ class TableRestorer:
         )
 
 
-class foreign_keys_relaxed:  # noqa: N801 - used as a context manager, reads like one
+class foreign_keys_relaxed:
     """Let restore statements run in an order foreign keys would otherwise forbid."""
 
     def __init__(self, connection: Connection) -> None:

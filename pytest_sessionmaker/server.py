@@ -131,8 +131,8 @@ def _unprivileged_pg_ctl(pg_ctl: str, directory: Path) -> tuple[str, pwd.struct_
 
 
 def _executor(state: dict[str, Any]) -> Any:
-    from pytest_postgresql.executors import PostgreSQLExecutor
     from mirakuru.base import ENV_UUID
+    from pytest_postgresql.executors import PostgreSQLExecutor
 
     class SharedPostgreSQLExecutor(PostgreSQLExecutor):
         """Outlives the process that started it: other xdist workers still use it.
@@ -181,7 +181,7 @@ def _start(directory: Path) -> dict[str, Any]:
     executor = _executor(state)
     try:
         executor.start()
-    except Exception as exc:  # noqa: BLE001 - mirakuru, subprocess and OS errors alike
+    except Exception as exc:
         log = Path(state["logfile"])
         tail = log.read_text(errors="replace")[-400:] if log.exists() else ""
         raise DatabaseUnavailable(
