@@ -128,7 +128,6 @@ def db_application_sessionmakers(pytestconfig: pytest.Config) -> Sequence[Sessio
 
 @pytest.fixture
 def db_rebind(
-    request: pytest.FixtureRequest,
     db_setup: DatabaseRun,
     db_connection: Connection,
     db_application_sessionmakers: Sequence[SessionFactory],
@@ -137,15 +136,14 @@ def db_rebind(
 
     In a test marked ``db_commit`` they are bound to the run's engine instead.
     """
-    from pytest_sessionmaker.markers import commit_marker_options
     from pytest_sessionmaker.rebind import bound_to, session_factory_problem
 
     for factory in db_application_sessionmakers:
         problem = session_factory_problem(factory)
         if problem is not None:
             pytest.fail(f"db_application_sessionmakers: {factory!r} {problem}.", pytrace=False)
-    committing = commit_marker_options(request.node) is not None
-    bind = db_setup.engine if committing else db_connection
+    committing = db_setup.session_bind is not None
+    bind = db_setup.session_bind if db_setup.session_bind is not None else db_connection
     with bound_to(db_application_sessionmakers, bind, savepoints=not committing) as binding:
         yield db_application_sessionmakers
     if binding.problems:

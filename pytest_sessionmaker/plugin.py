@@ -6,9 +6,12 @@ import pytest
 
 from pytest_sessionmaker.config import SETTINGS_KEY, add_options, read_settings
 from pytest_sessionmaker.fixtures import (
+    _db_rebind_autouse,
+    db_application_sessionmakers,
     db_connection,
     db_engine,
     db_engine_options,
+    db_rebind,
     db_session,
     db_session_options,
     db_sessionmaker,
@@ -16,12 +19,16 @@ from pytest_sessionmaker.fixtures import (
     db_url,
 )
 from pytest_sessionmaker.markers import COMMIT_MARKER_HELP
+from pytest_sessionmaker.rebind import configure_application
 from pytest_sessionmaker.server import ensure_run_id
 
 __all__ = [
+    "_db_rebind_autouse",
+    "db_application_sessionmakers",
     "db_connection",
     "db_engine",
     "db_engine_options",
+    "db_rebind",
     "db_session",
     "db_session_options",
     "db_sessionmaker",
@@ -38,6 +45,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", COMMIT_MARKER_HELP)
     config.stash[SETTINGS_KEY] = read_settings(config)
+    configure_application(config)
     ensure_run_id(config)
 
 

@@ -1,0 +1,228 @@
+"""The application's own session factories join each test; its own engines are watched.
+
+Applications rarely take a session as a parameter: they call a module-level
+``SessionLocal = sessionmaker(engine)`` or a ``scoped_session``. SQLAlchemy's public
+``sessionmaker.configure()`` exists to re-point such a factory, so for the length of a test each
+named factory is configured to bind to the test's connection with
+``join_transaction_mode="create_savepoint"`` (the application's commits then release savepoints of
+the test's transaction), and afterwards its keywords are put back exactly as they were. Nothing is
+mocked and no SQLAlchemy internals are patched.
+
+SQLAlchemy is imported only when a key is set or a test uses the database, so a run that never
+touches the database does not pay for it.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pytest_sessionmaker.config import SETTINGS_KEY
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from types import TracebackType
+    from typing import TypeAlias
+
+    from sqlalchemy import Connection, Engine
+    from sqlalchemy.orm import scoped_session, sessionmaker
+
+    from pytest_sessionmaker.config import Settings
+    from pytest_sessionmaker.isolation import BreachGuard
+
+    SessionFactory: TypeAlias = "sessionmaker[Any] | scoped_session[Any]"
+
+SESSIONMAKERS_KEY = "db_sessionmakers"
+ENGINES_KEY = "db_engines"
+
+
+@dataclass(frozen=True)
+class Application:
+    """The application's session factories and engines named in the ini file."""
+
+    sessionmakers: tuple[SessionFactory, ...] = ()
+    engines: tuple[tuple[str, Engine], ...] = ()
+
+
+APPLICATION_KEY = pytest.StashKey[Application]()
+
+
+def _describe(obj: object) -> str:
+    if isinstance(obj, type):
+        return f"the class {obj.__name__}"
+    name = type(obj).__name__
+    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
+
+
+def session_factory_problem(obj: object) -> str | None:
+    """Why ``obj`` cannot be rebound (a phrase starting with "is"), or None if it can."""
+    from sqlalchemy import Engine
+    from sqlalchemy.orm import Session, scoped_session, sessionmaker
+
+    if isinstance(obj, sessionmaker):
+        return None
+    if isinstance(obj, scoped_session):
+        if isinstance(obj.session_factory, sessionmaker):
+            return None
+        return (
+            "is a scoped_session whose session_factory is not a sessionmaker, so it cannot be "
+            "configured; build it as scoped_session(sessionmaker(...))"
+        )
+    # An application using async factories has imported the module itself; importing it here
+    # would fail without greenlet.
+    asyncio = sys.modules.get("sqlalchemy.ext.asyncio")
+    if asyncio is not None and isinstance(
+        obj, (asyncio.async_sessionmaker, asyncio.async_scoped_session)
+    ):
+        return f"is {_describe(obj)}; async session factories are not supported yet"
+    if isinstance(obj, Engine):
+        return (
+            "is an Engine, not a sessionmaker or scoped_session; name the sessionmaker built on "
+            "it here, and the engine itself in db_engines"
+        )
+    if isinstance(obj, type) and issubclass(obj, Session):
+        return (
+            f"is the class {obj.__name__}, not a sessionmaker or scoped_session; name the "
+            "application's sessionmaker(...) object"
+        )
+    return f"is {_describe(obj)}, not a sessionmaker or scoped_session"
+
+
+def _import(path: str, key: str) -> object:
+    from pytest_sessionmaker.schema import import_object
+
+    try:
+        return import_object(path, key)
+    except ValueError as exc:
+        if str(exc).startswith(f"{key} = "):
+            raise
+        failure: Exception = exc
+    except Exception as exc:
+        failure = exc
+    raise ValueError(
+        f"{key} = {path!r}: importing it raised {type(failure).__name__}: {failure}"
+    ) from None
+
+
+def load_application(settings: Settings) -> Application:
+    """Import the objects named by db_sessionmakers and db_engines; ValueError naming the key."""
+    factories: list[SessionFactory] = []
+    for path in settings.sessionmaker_paths:
+        obj = _import(path, SESSIONMAKERS_KEY)
+        problem = session_factory_problem(obj)
+        if problem is not None:
+            raise ValueError(f"{SESSIONMAKERS_KEY} = {path!r} {problem}.")
+        if not any(obj is known for known in factories):
+            factories.append(obj)  # type: ignore[arg-type]  # checked just above
+    engines: list[tuple[str, Engine]] = []
+    for path in settings.engine_paths:
+        engine = _as_engine(_import(path, ENGINES_KEY))
+        if engine is None:
+            raise ValueError(f"{ENGINES_KEY} = {path!r} is not an Engine.")
+        if not any(engine is known for _, known in engines):
+            engines.append((f"{ENGINES_KEY} {path}", engine))
+    return Application(tuple(factories), tuple(engines))
+
+
+def _as_engine(obj: object) -> Engine | None:
+    from sqlalchemy import Engine
+
+    if isinstance(obj, Engine):
+        return obj
+    # An AsyncEngine's events fire on its synchronous engine.
+    sync_engine = getattr(obj, "sync_engine", None)
+    return sync_engine if isinstance(sync_engine, Engine) else None
+
+
+def configure_application(config: pytest.Config) -> None:
+    """At start-up: import the application's objects, only when a key names some."""
+    settings = config.stash[SETTINGS_KEY]
+    if not settings.sessionmaker_paths and not settings.engine_paths:
+        config.stash[APPLICATION_KEY] = Application()
+        return
+    try:
+        config.stash[APPLICATION_KEY] = load_application(settings)
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def watch_application_engines(guard: BreachGuard, application: Application) -> None:
+    """Commits through the application's own engines during a rolled-back test are breaches."""
+    for name, engine in application.engines:
+        guard.watch_engine(engine, name)
+
+
+class bound_to:
+    """Bind ``factories`` to ``bind`` inside the block, then restore their keywords exactly.
+
+    With ``savepoints`` (a rolled-back test) the factories also get
+    ``join_transaction_mode="create_savepoint"``, so the application's ``commit()`` releases a
+    savepoint of the test's transaction instead of committing it. ``binds`` is cleared for the
+    block because a per-mapper bind would take precedence over ``bind``.
+
+    A scoped_session's registry is cleared on entry (a session made before the test is bound
+    to the application's engine) and on exit (its session holds the test's connection, which is
+    about to be rolled back). Only the current thread's session is cleared: the registry is
+    thread-local.
+
+    A factory whose ``bind`` is no longer ``bind`` on exit was re-configured during the block;
+    ``problems`` then describes it (its keywords are restored all the same).
+    """
+
+    def __init__(
+        self,
+        factories: Iterable[SessionFactory],
+        bind: Engine | Connection,
+        *,
+        savepoints: bool = True,
+    ) -> None:
+        from sqlalchemy.orm import scoped_session
+
+        factories = list(factories)
+        self.bind = bind
+        self.savepoints = savepoints
+        self.registries = [f for f in factories if isinstance(f, scoped_session)]
+        self.makers: list[sessionmaker[Any]] = []
+        for factory in factories:
+            maker = factory.session_factory if isinstance(factory, scoped_session) else factory
+            if not any(maker is known for known in self.makers):
+                self.makers.append(maker)
+        self.saved: list[dict[str, Any]] = []
+        self.problems: list[str] = []
+
+    def __enter__(self) -> bound_to:
+        for registry in self.registries:
+            registry.remove()
+        self.saved = [dict(maker.kw) for maker in self.makers]
+        options: dict[str, Any] = {"bind": self.bind, "binds": None}
+        if self.savepoints:
+            options["join_transaction_mode"] = "create_savepoint"
+        for maker in self.makers:
+            maker.configure(**options)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        try:
+            for registry in self.registries:
+                registry.remove()
+        finally:
+            for maker, saved in zip(self.makers, self.saved, strict=True):
+                if maker.kw.get("bind") is not self.bind:
+                    self.problems.append(
+                        f"{maker!r} was re-configured during the test, so the sessions it made "
+                        "afterwards did not join the test's transaction. Configure the "
+                        "application's session factories before the tests (at import or in a "
+                        "session-scoped fixture), not inside a test."
+                    )
+                # configure() can only add keywords; restoring must also remove the ones the
+                # application never set, so the dict is rewritten in place.
+                maker.kw.clear()
+                maker.kw.update(saved)
