@@ -43,7 +43,7 @@ PG_CTL_LOCATIONS = (
 
 MISSING_BINARIES = (
     "No database URL is configured, so the plugin would start a throwaway PostgreSQL, but it "
-    "cannot find pg_ctl (looked on PATH, in pg_config --bindir and in {places}). Install "
+    "cannot find pg_ctl (looked in {places}). Install "
     "PostgreSQL (Debian/Ubuntu: apt-get install postgresql; macOS: brew install postgresql), "
     "or choose a database with --db-url (e.g. --db-url sqlite://), $PYTEST_DB_URL or the "
     "db_url ini key."
@@ -55,8 +55,28 @@ def _version_key(path: str) -> tuple[int, ...]:
     return tuple(digits) or (0,)
 
 
-def find_pg_ctl() -> str:
-    """pg_ctl from PATH, pg_config, or the usual install places (newest version first)."""
+def _configured_pg_ctl(config: pytest.Config) -> str | None:
+    """pytest-postgresql's own --postgresql-exec / postgresql_exec, when the user set it."""
+    from pytest_postgresql.plugin import _DEFAULT_POSTGRESQL_EXEC
+
+    chosen = config.getoption("postgresql_exec", default=None)
+    if chosen is None:
+        ini = config.getini("postgresql_exec")
+        chosen = ini if ini and ini != _DEFAULT_POSTGRESQL_EXEC else None
+    return str(chosen) if chosen else None
+
+
+def find_pg_ctl(config: pytest.Config) -> str:
+    """pg_ctl as configured for pytest-postgresql, else from PATH, pg_config, or the usual
+    install places (newest version first)."""
+    configured = _configured_pg_ctl(config)
+    if configured is not None:
+        if Path(configured).is_file():
+            return configured
+        raise DatabaseUnavailable(
+            MISSING_BINARIES.format(places=f"{configured} (from --postgresql-exec / "
+                                    "postgresql_exec)")
+        )
     found = shutil.which("pg_ctl")
     if found:
         return found
@@ -73,7 +93,8 @@ def find_pg_ctl() -> str:
     candidates = [path for pattern in PG_CTL_LOCATIONS for path in glob.glob(pattern)]
     if candidates:
         return max(candidates, key=_version_key)
-    raise DatabaseUnavailable(MISSING_BINARIES.format(places=", ".join(PG_CTL_LOCATIONS)))
+    places = "PATH, pg_config --bindir, " + ", ".join(PG_CTL_LOCATIONS)
+    raise DatabaseUnavailable(MISSING_BINARIES.format(places=places))
 
 
 def ensure_run_id(config: pytest.Config) -> None:
@@ -124,6 +145,7 @@ def _unprivileged_pg_ctl(pg_ctl: str, directory: Path) -> tuple[str, pwd.struct_
         f"os.setgid({account.pw_gid})\n"
         f"os.setuid({account.pw_uid})\n"
         f"os.environ['HOME'] = {account.pw_dir!r}\n"
+        f"os.chdir({str(directory)!r})\n"
         f"os.execv({pg_ctl!r}, [{pg_ctl!r}] + sys.argv[1:])\n"
     )
     wrapper.chmod(stat.S_IRWXU)
@@ -161,11 +183,11 @@ def _executor(state: dict[str, Any]) -> Any:
     )
 
 
-def _start(directory: Path) -> dict[str, Any]:
+def _start(config: pytest.Config, directory: Path) -> dict[str, Any]:
     from port_for import select_random
     from pytest_postgresql.janitor import DatabaseJanitor
 
-    pg_ctl = find_pg_ctl()
+    pg_ctl = find_pg_ctl(config)
     server_dir = directory / "server"
     server_dir.mkdir(parents=True, exist_ok=True)
     if os.geteuid() == 0:
@@ -206,7 +228,7 @@ def throwaway_postgresql_url(config: pytest.Config) -> URL:
         if state_file.exists():
             state = json.loads(state_file.read_text())
         else:
-            state = _start(directory)
+            state = _start(config, directory)
             state_file.write_text(json.dumps(state))
     return URL.create(
         "postgresql+psycopg",

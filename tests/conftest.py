@@ -130,7 +130,11 @@ class Backend:
     def existing_database(self) -> Iterator[str]:
         """The URL's database, made to exist for the test as a user's own database would."""
         name = make_url(self.url).database
-        if self.name != "sqlite":
+        if self.name == "sqlite":
+            import sqlite3
+
+            sqlite3.connect(str(name)).close()
+        else:
             self.admin_execute(f"CREATE DATABASE {name}")
         try:
             yield self.url

@@ -1,0 +1,202 @@
+"""Where tests run: a throwaway PostgreSQL by default, else test databases the plugin owns."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import MODELS, Backend, Project
+from sqlalchemy import create_engine, make_url, text
+from sqlalchemy.pool import NullPool
+
+COUNTING_TESTS = """
+import pytest
+from sqlalchemy import func, select
+from models import User
+
+@pytest.mark.parametrize("n", range(4))
+def test_commit_and_count(db_session, n):
+    db_session.add(User(name=f"user{n}"))
+    db_session.commit()
+    assert db_session.scalar(select(func.count()).select_from(User)) == 1
+
+def test_without_database():
+    pass
+"""
+
+
+def leftovers(backend: Backend) -> set[str]:
+    stem = make_url(backend.url).database
+    assert stem
+    stem = Path(stem).stem
+    return {name for name in backend.server_databases() if name.startswith(f"{stem}_test")}
+
+
+def test_zero_configuration_as_root_starts_a_throwaway_postgresql(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(models=MODELS)
+    pytester.makeini("[pytest]\ndb_metadata = models:Base\n")
+    pytester.makepyfile(test_app=COUNTING_TESTS)
+    result = pytester.runpytest_subprocess("-n", "2")
+    result.assert_outcomes(passed=5)
+    result.stdout.fnmatch_lines(["sessionmaker: a throwaway PostgreSQL*"])
+    leftover = [p for p in Path(os.environ.get("TMPDIR", "/tmp")).glob("pytest-sessionmaker-*")]
+    running = subprocess.run(["pgrep", "-f", "pytest-sessionmaker-.*/server/data"],
+                             capture_output=True, text=True).stdout.split()
+    assert running == [] and all(not (p / "server.json").exists() for p in leftover)
+
+
+def test_missing_postgresql_binaries_fail_database_tests_with_advice(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(models=MODELS)
+    pytester.makeini("[pytest]\ndb_metadata = models:Base\n")
+    pytester.makepyfile(test_app=COUNTING_TESTS)
+    result = pytester.runpytest_subprocess("--postgresql-exec", "/nonexistent/bin/pg_ctl")
+    result.assert_outcomes(passed=1, errors=4)
+    result.stdout.fnmatch_lines(["*cannot find pg_ctl*/nonexistent/bin/pg_ctl*--db-url sqlite://*"])
+
+
+def test_each_xdist_worker_gets_its_own_database_and_none_is_left(any_project: Project) -> None:
+    any_project.write_tests(
+        COUNTING_TESTS
+        + """
+def test_database_name(db_engine, worker_id):
+    assert db_engine.url.database.split("/")[-1].split(".")[0].endswith(f"_test_{worker_id}")
+"""
+    )
+    result = any_project.run_subprocess("-n", "2")
+    result.assert_outcomes(passed=6)
+    assert leftovers(any_project.backend) == set()
+
+
+def test_the_urls_own_database_is_never_read_or_written(project: Project) -> None:
+    with project.backend.existing_database() as url:
+        engine = create_engine(url, poolclass=NullPool)
+        with engine.begin() as connection:
+            connection.exec_driver_sql("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)")
+            connection.exec_driver_sql("INSERT INTO users VALUES (7, 'precious')")
+        project.write_tests(COUNTING_TESTS)
+        project.run().assert_outcomes(passed=5)
+        with engine.connect() as connection:
+            rows = connection.exec_driver_sql("SELECT id, name FROM users").all()
+        engine.dispose()
+    assert [tuple(row) for row in rows] == [(7, "precious")]
+    assert leftovers(project.backend) == set()
+
+
+def test_as_given_uses_the_database_exactly_and_creates_nothing(project: Project) -> None:
+    project.write_ini(db_database="as_given")
+    project.write_tests(COUNTING_TESTS)
+    with project.backend.existing_database():
+        before = project.backend.server_databases()
+        project.run().assert_outcomes(passed=5)
+        assert project.backend.server_databases() == before
+
+
+def test_a_foreign_database_with_the_test_name_is_left_alone(any_project: Project) -> None:
+    backend = any_project.backend
+    name = make_url(backend.url).database
+    if backend.name == "sqlite":
+        assert name
+        foreign = Path(name).with_name(Path(name).stem + "_test.db")
+        foreign.write_bytes(b"")
+    else:
+        backend.admin_execute(f"CREATE DATABASE {name}_test")
+    try:
+        any_project.write_tests(COUNTING_TESTS)
+        result = any_project.run()
+        result.assert_outcomes(passed=1, errors=4)
+        result.stdout.fnmatch_lines(["*already exists*not created by pytest-sessionmaker*"
+                                     "db_database = as_given*"])
+        assert f"{Path(str(name)).stem}_test" in "".join(leftovers(backend))
+    finally:
+        if backend.name != "sqlite":
+            backend.admin_execute(f"DROP DATABASE {name}_test")
+
+
+def test_reuse_keeps_the_database_until_the_schema_changes(project: Project) -> None:
+    project.write_tests(COUNTING_TESTS)
+    project.run("--db-reuse").assert_outcomes(passed=5)
+    assert len(leftovers(project.backend)) == 1
+    project.run("--db-reuse").assert_outcomes(passed=5)
+    project.pytester.makepyfile(
+        models=MODELS.replace("title: Mapped[str]", "body: Mapped[str] = mapped_column(default='')\n    title: Mapped[str]")
+    )
+    project.write_tests(
+        COUNTING_TESTS
+        + """
+def test_new_column(db_session):
+    from models import Post, User
+    user = User(name="x")
+    db_session.add(user)
+    db_session.flush()
+    db_session.add(Post(user_id=user.id, title="t", body="b"))
+    db_session.commit()
+"""
+    )
+    project.run_subprocess("--db-reuse").assert_outcomes(passed=6)
+    project.run_subprocess("--db-reuse", "--db-create").assert_outcomes(passed=6)
+    project.run_subprocess().assert_outcomes(passed=6)
+    assert leftovers(project.backend) == set()
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_without_the_right_to_create_databases_the_message_names_the_opt_out(
+    project: Project,
+) -> None:
+    project.backend.admin_execute("DROP ROLE IF EXISTS sm_nocreate")
+    project.backend.admin_execute("CREATE ROLE sm_nocreate LOGIN NOCREATEDB PASSWORD 'pw-secret'")
+    try:
+        url = make_url(project.backend.url).set(username="sm_nocreate", password="pw-secret")
+        project.write_ini(db_url=url.render_as_string(hide_password=False))
+        project.write_tests(COUNTING_TESTS)
+        result = project.run()
+        result.assert_outcomes(passed=1, errors=4)
+        result.stdout.fnmatch_lines(["*Cannot create the test database*db_database = as_given*"])
+        assert "pw-secret" not in result.stdout.str()
+    finally:
+        project.backend.admin_execute("DROP ROLE sm_nocreate")
+
+
+def test_a_killed_run_does_not_break_the_next_and_concurrent_runs_do_not_meet(
+    project: Project,
+) -> None:
+    project.write_tests(
+        """
+        import os, signal, time
+        from models import User
+
+        def test_slow(db_session):
+            db_session.add(User(name="x"))
+            db_session.commit()
+            if os.environ.get("KILL_ME"):
+                os.kill(os.getpid(), signal.SIGKILL)
+            time.sleep(float(os.environ.get("SLEEP", "0")))
+        """
+    )
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q"]
+    folder = project.pytester.path
+    killed = subprocess.run(command, cwd=folder, env={**os.environ, "KILL_ME": "1"},
+                            capture_output=True, check=False)
+    assert killed.returncode == -9
+    assert len(leftovers(project.backend)) == 1  # the dead run's database is still there
+    slow = [
+        subprocess.Popen(command, cwd=folder, env={**os.environ, "SLEEP": "4"},
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        for _ in range(2)
+    ]
+    try:
+        deadline = time.monotonic() + 15
+        while len(leftovers(project.backend)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(leftovers(project.backend)) == 2  # each live run has its own
+    finally:
+        outputs = [process.communicate()[0].decode() for process in slow]
+    assert [process.returncode for process in slow] == [0, 0], outputs
+    assert leftovers(project.backend) == set()
