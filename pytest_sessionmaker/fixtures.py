@@ -154,8 +154,9 @@ def db_rebind(
 def _db_rebind_autouse(request: pytest.FixtureRequest, pytestconfig: pytest.Config) -> None:
     """Every test that uses the database gets db_rebind; with db_rebind_autouse, every test.
 
-    A test uses the database when it requests any db_* fixture (all depend on db_setup) or is
-    marked db_commit; the others pay for one membership test.
+    A test uses the database when it requests a fixture built on db_setup (db_engine,
+    db_connection, db_session, ...) or is marked db_commit; other tests pay for one membership
+    test and a marker lookup.
     """
     from pytest_sessionmaker.markers import COMMIT_MARKER
 
