@@ -63,7 +63,11 @@ def _trigger_ddl(engine: Engine, table: Table, position: int) -> list[str]:
 
     PostgreSQL logs once per statement; SQLite and MySQL only have row triggers.
     """
-    log, target, key = _quote(engine, CHANGE_LOG), _qualified(engine, table), _literal(table.fullname)
+    log, target, key = (
+        _quote(engine, CHANGE_LOG),
+        _qualified(engine, table),
+        _literal(table.fullname),
+    )
     dialect = engine.dialect.name
     if dialect == "postgresql":
         name = _quote(engine, _trigger_name(position, "all"))
@@ -233,8 +237,10 @@ class TableRestorer:
                 table.update()
                 .where(exists().where(same_key), ~unchanged)
                 .values(
-                    {c: select(snapshot.c[c.name]).where(same_key).scalar_subquery()
-                     for c in others}
+                    {
+                        c: select(snapshot.c[c.name]).where(same_key).scalar_subquery()
+                        for c in others
+                    }
                 )
             )
         missing = ~exists().where(and_(*(c == snapshot.c[c.name] for c in key)))
@@ -264,7 +270,9 @@ class foreign_keys_relaxed:
             self.connection.exec_driver_sql("SET FOREIGN_KEY_CHECKS = 1")
 
 
-def read_counters(connection: Connection, tables: Iterable[Table]) -> dict[str, tuple[int | None, bool]]:
+def read_counters(
+    connection: Connection, tables: Iterable[Table]
+) -> dict[str, tuple[int | None, bool]]:
     """Identity and sequence counters of the plugin's tables, by sequence or table name."""
     dialect = connection.dialect.name
     names = [table.fullname for table in tables]

@@ -189,7 +189,9 @@ def read_settings(config: pytest.Config) -> Settings:
         metadata_paths=tuple(config.getini("db_metadata")),
         schema_mode=_choice(config, "db_schema", SCHEMA_MODES),  # type: ignore[arg-type]
         database_mode=_choice(config, "db_database", DATABASE_MODES),  # type: ignore[arg-type]
-        reuse_database=bool(reuse_cli) if reuse_cli is not None else bool(config.getini("db_reuse")),
+        reuse_database=bool(reuse_cli)
+        if reuse_cli is not None
+        else bool(config.getini("db_reuse")),
         recreate_database=bool(config.getoption("db_create")),
         sessionmaker_paths=tuple(config.getini("db_sessionmakers")),
         engine_paths=tuple(config.getini("db_engines")),

@@ -11,7 +11,6 @@ lock died with it) is recognised and replaced.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +24,8 @@ from pytest_sessionmaker.errors import DatabaseUnavailable, connect_error_messag
 from pytest_sessionmaker.run import DatabaseRun
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     import pytest
     from sqlalchemy import Connection
 
@@ -91,7 +92,9 @@ class ServerTestDatabase:
             candidates.append(self.server_url.set(database="postgres"))
         failure: BaseException | None = None
         for candidate in candidates:
-            engine = engine_or_plain_error(candidate, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+            engine = engine_or_plain_error(
+                candidate, poolclass=NullPool, isolation_level="AUTOCOMMIT"
+            )
             try:
                 return engine.connect()
             except Exception as exc:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import create_engine, event
@@ -12,6 +11,8 @@ from sqlalchemy.pool import QueuePool
 from pytest_sessionmaker.errors import DatabaseUnavailable, connect_error_message
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from sqlalchemy import URL, Engine
     from sqlalchemy.engine.interfaces import DBAPIConnection
     from sqlalchemy.pool import ConnectionPoolEntry, PoolResetState
@@ -23,9 +24,10 @@ REFUSED_ENGINE_OPTIONS = {
 
 def refuse_unsafe_engine_options(options: Mapping[str, Any]) -> None:
     """AUTOCOMMIT makes every statement permanent at once, so nothing could be rolled back."""
-    levels = [options.get("isolation_level"), dict(options.get("execution_options") or {}).get(
-        "isolation_level"
-    )]
+    levels = [
+        options.get("isolation_level"),
+        dict(options.get("execution_options") or {}).get("isolation_level"),
+    ]
     if any(str(level).upper() == "AUTOCOMMIT" for level in levels if level is not None):
         raise ValueError(
             "db_engine_options sets isolation_level='AUTOCOMMIT', which commits every statement "
@@ -100,12 +102,12 @@ def _reset_postgresql(
     dbapi_connection.rollback()
     if state.terminate_only:
         return
-    autocommit = dbapi_connection.autocommit  # type: ignore[attr-defined]
-    dbapi_connection.autocommit = True  # type: ignore[attr-defined]
+    autocommit = dbapi_connection.autocommit
+    dbapi_connection.autocommit = True
     try:
         dbapi_connection.cursor().execute("DISCARD ALL")
     finally:
-        dbapi_connection.autocommit = autocommit  # type: ignore[attr-defined]
+        dbapi_connection.autocommit = autocommit
 
 
 def _reset_sqlite(

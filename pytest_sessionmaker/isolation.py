@@ -36,9 +36,7 @@ class BreachGuard:
                 self.committed_between_tests = True
                 return
             if connection is self.connection:
-                self.breaches.append(
-                    "db_connection.commit() committed the test's own transaction"
-                )
+                self.breaches.append("db_connection.commit() committed the test's own transaction")
             else:
                 self.breaches.append(
                     f"a second connection of {name} committed "

@@ -11,7 +11,9 @@ if TYPE_CHECKING:
 def header_lines(settings: Settings) -> list[str]:
     url = settings.parsed_url()
     if url is None:
-        where = "a throwaway PostgreSQL started on first use (no --db-url, $PYTEST_DB_URL or db_url)"
+        where = (
+            "a throwaway PostgreSQL started on first use (no --db-url, $PYTEST_DB_URL or db_url)"
+        )
     else:
         where = f"{url.render_as_string(hide_password=True)} (from {settings.url_source})"
     database = {

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import sessionmaker
@@ -20,6 +19,8 @@ from pytest_sessionmaker.isolation import BreachGuard, RolledBackTest, describe_
 from pytest_sessionmaker.schema import Schema, load_metadata
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
     from sqlalchemy import URL, Connection, Engine
     from sqlalchemy.orm import Session
 
@@ -102,9 +103,7 @@ class DatabaseRun:
             return
         self.schema = Schema(load_metadata(self.settings.metadata_paths))
         if self.settings.schema_mode == "create":
-            self.reused_schema = self.schema.create(
-                self.engine, reuse=self.settings.reuse_database
-            )
+            self.reused_schema = self.schema.create(self.engine, reuse=self.settings.reuse_database)
         owns_tables = self.settings.schema_mode == "create" or self.owns_database
         if owns_tables and TableRestorer.supports(self.engine):
             self.restorer = TableRestorer(self.engine, self.schema.tables)

@@ -31,8 +31,9 @@ def import_object(path: str, ini_key: str) -> object:
     try:
         obj: object = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ValueError(f"{ini_key} = {path!r}: module {module_name!r} cannot be imported "
-                         f"({exc}).") from None
+        raise ValueError(
+            f"{ini_key} = {path!r}: module {module_name!r} cannot be imported ({exc})."
+        ) from None
     for attr in attr_path.split("."):
         try:
             obj = getattr(obj, attr)
@@ -111,14 +112,19 @@ class Schema:
                     "database of its own (the default db_database = derive does that), or set "
                     "db_schema = none to use the existing tables as they are."
                 )
-            if reuse and existing and len(existing) == len(self.tables) and all(
-                owned.get(t.fullname) == fingerprint for t in existing
+            if (
+                reuse
+                and existing
+                and len(existing) == len(self.tables)
+                and all(owned.get(t.fullname) == fingerprint for t in existing)
             ):
                 self.created = list(self.tables)
                 empty_tables(connection, self.created)
                 return True
             for metadata in reversed(self.metadata):
-                metadata.drop_all(connection, tables=[t for t in existing if t.metadata is metadata])
+                metadata.drop_all(
+                    connection, tables=[t for t in existing if t.metadata is metadata]
+                )
             ownership.create(connection, checkfirst=True)
             connection.execute(ownership.delete())
             for metadata in self.metadata:
@@ -139,7 +145,9 @@ class Schema:
         self.created = []
 
 
-def drop_owned_tables(connection: Connection, metadata: list[MetaData], tables: list[Table]) -> None:
+def drop_owned_tables(
+    connection: Connection, metadata: list[MetaData], tables: list[Table]
+) -> None:
     for each in reversed(metadata):
         each.drop_all(connection, tables=[t for t in tables if t.metadata is each])
     _ownership_table().drop(connection, checkfirst=True)

@@ -74,8 +74,9 @@ def find_pg_ctl(config: pytest.Config) -> str:
         if Path(configured).is_file():
             return configured
         raise DatabaseUnavailable(
-            MISSING_BINARIES.format(places=f"{configured} (from --postgresql-exec / "
-                                    "postgresql_exec)")
+            MISSING_BINARIES.format(
+                places=f"{configured} (from --postgresql-exec / postgresql_exec)"
+            )
         )
     found = shutil.which("pg_ctl")
     if found:
@@ -193,9 +194,10 @@ def _start(config: pytest.Config, directory: Path) -> dict[str, Any]:
     if os.geteuid() == 0:
         pg_ctl, account = _unprivileged_pg_ctl(pg_ctl, directory)
         os.chown(server_dir, account.pw_uid, account.pw_gid)
-    state = {
+    port = select_random()
+    state: dict[str, Any] = {
         "pg_ctl": pg_ctl,
-        "port": select_random(),
+        "port": port,
         "datadir": str(server_dir / "data"),
         "socketdir": str(server_dir),
         "logfile": str(server_dir / "postgresql.log"),
@@ -204,14 +206,14 @@ def _start(config: pytest.Config, directory: Path) -> dict[str, Any]:
     try:
         executor.start()
     except Exception as exc:
-        log = Path(state["logfile"])
+        log = server_dir / "postgresql.log"
         tail = log.read_text(errors="replace")[-400:] if log.exists() else ""
         raise DatabaseUnavailable(
             f"The throwaway PostgreSQL ({pg_ctl}) did not start: {exc}. {tail.strip()} "
             "Choose a database with --db-url instead (e.g. --db-url sqlite://)."
         ) from None
     DatabaseJanitor(
-        user=SERVER_USER, host="127.0.0.1", port=state["port"], dbname=DATABASE_NAME
+        user=SERVER_USER, host="127.0.0.1", port=port, dbname=DATABASE_NAME
     ).init()
     return state
 

@@ -6,9 +6,9 @@ import os
 import socket
 import textwrap
 import uuid
-from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pytest
 import sqlalchemy.dialects.mysql
@@ -20,12 +20,15 @@ from sqlalchemy.pool import NullPool
 import pytest_sessionmaker.databases
 import pytest_sessionmaker.server
 
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
 # In-process pytester runs restore sys.modules afterwards; a dialect first imported inside an
 # inner run would be imported again by the next one and re-register SQLAlchemy's global
 # functions (a warning, an error under filterwarnings). Importing them here keeps them loaded.
 PRELOADED = (sqlalchemy.dialects, pytest_sessionmaker.databases, pytest_sessionmaker.server)
 
-MODELS = '''
+MODELS = """
 from sqlalchemy import ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -45,7 +48,7 @@ class Post(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     title: Mapped[str] = mapped_column(String(100))
-'''
+"""
 
 
 def _reachable(host: str, port: int) -> bool:
@@ -114,7 +117,6 @@ class Backend:
         finally:
             engine.dispose()
 
-
     def admin_execute(self, statement: str) -> None:
         """Run one statement on the server outside any database of the test (autocommit)."""
         parsed = make_url(self.url)
@@ -154,7 +156,9 @@ def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
 
 
 @pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
-def any_backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Backend:
+def any_backend(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Backend:
     """All three backends, for behaviour the issues require on MariaDB too."""
     return _backend(request, request.param, tmp_path_factory)
 

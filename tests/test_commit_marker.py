@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from conftest import Project
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from conftest import Project
 
 SEEDED_CONFTEST = """
 import pytest

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
-from conftest import Project
+
+if TYPE_CHECKING:
+    from conftest import Project
 
 USES_DB = """
 def test_uses_db(db_session):
@@ -85,8 +89,10 @@ def test_an_unreachable_database_fails_tests_at_setup_plainly(project: Project) 
     result = project.run()
     result.assert_outcomes(passed=1, errors=1)
     result.stdout.fnmatch_lines(
-        ["*Cannot connect to the test database postgresql+psycopg://app:***@127.0.0.1:1/app*"
-         "--db-url*"]
+        [
+            "*Cannot connect to the test database postgresql+psycopg://app:***@127.0.0.1:1/app*"
+            "--db-url*"
+        ]
     )
     output = result.stdout.str() + result.stderr.str()
     assert "s3cr3t-pw" not in output
@@ -105,11 +111,17 @@ def test_a_missing_driver_says_what_to_install(project: Project) -> None:
     ("fixture", "options", "message"),
     [
         ("db_session_options", {"bind": None}, "*may not set 'bind'*"),
-        ("db_session_options", {"join_transaction_mode": "rollback_only"},
-         "*may not set 'join_transaction_mode'*"),
+        (
+            "db_session_options",
+            {"join_transaction_mode": "rollback_only"},
+            "*may not set 'join_transaction_mode'*",
+        ),
         ("db_engine_options", {"isolation_level": "AUTOCOMMIT"}, "*AUTOCOMMIT*db_commit*"),
-        ("db_engine_options", {"execution_options": {"isolation_level": "AUTOCOMMIT"}},
-         "*AUTOCOMMIT*"),
+        (
+            "db_engine_options",
+            {"execution_options": {"isolation_level": "AUTOCOMMIT"}},
+            "*AUTOCOMMIT*",
+        ),
     ],
 )
 def test_options_that_would_make_rollback_impossible_are_refused(

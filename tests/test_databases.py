@@ -9,9 +9,10 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import MODELS, Backend, Project
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import create_engine, make_url
 from sqlalchemy.pool import NullPool
+
+from conftest import MODELS, Backend, Project
 
 COUNTING_TESTS = """
 import pytest
@@ -46,8 +47,9 @@ def test_zero_configuration_as_root_starts_a_throwaway_postgresql(
     result.assert_outcomes(passed=5)
     result.stdout.fnmatch_lines(["sessionmaker: a throwaway PostgreSQL*"])
     leftover = [p for p in Path(os.environ.get("TMPDIR", "/tmp")).glob("pytest-sessionmaker-*")]
-    running = subprocess.run(["pgrep", "-f", "pytest-sessionmaker-.*/server/data"],
-                             capture_output=True, text=True).stdout.split()
+    running = subprocess.run(
+        ["pgrep", "-f", "pytest-sessionmaker-.*/server/data"], capture_output=True, text=True
+    ).stdout.split()
     assert running == [] and all(not (p / "server.json").exists() for p in leftover)
 
 
@@ -112,8 +114,9 @@ def test_a_foreign_database_with_the_test_name_is_left_alone(any_project: Projec
         any_project.write_tests(COUNTING_TESTS)
         result = any_project.run()
         result.assert_outcomes(passed=1, errors=4)
-        result.stdout.fnmatch_lines(["*already exists*not created by pytest-sessionmaker*"
-                                     "db_database = as_given*"])
+        result.stdout.fnmatch_lines(
+            ["*already exists*not created by pytest-sessionmaker*db_database = as_given*"]
+        )
         assert f"{Path(str(name)).stem}_test" in "".join(leftovers(backend))
     finally:
         if backend.name != "sqlite":
@@ -126,7 +129,10 @@ def test_reuse_keeps_the_database_until_the_schema_changes(project: Project) -> 
     assert len(leftovers(project.backend)) == 1
     project.run("--db-reuse").assert_outcomes(passed=5)
     project.pytester.makepyfile(
-        models=MODELS.replace("title: Mapped[str]", "body: Mapped[str] = mapped_column(default='')\n    title: Mapped[str]")
+        models=MODELS.replace(
+            "title: Mapped[str]",
+            "body: Mapped[str] = mapped_column(default='')\n    title: Mapped[str]",
+        )
     )
     project.write_tests(
         COUNTING_TESTS
@@ -182,13 +188,19 @@ def test_a_killed_run_does_not_break_the_next_and_concurrent_runs_do_not_meet(
     )
     command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q"]
     folder = project.pytester.path
-    killed = subprocess.run(command, cwd=folder, env={**os.environ, "KILL_ME": "1"},
-                            capture_output=True, check=False)
+    killed = subprocess.run(
+        command, cwd=folder, env={**os.environ, "KILL_ME": "1"}, capture_output=True, check=False
+    )
     assert killed.returncode == -9
     assert len(leftovers(project.backend)) == 1  # the dead run's database is still there
     slow = [
-        subprocess.Popen(command, cwd=folder, env={**os.environ, "SLEEP": "4"},
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        subprocess.Popen(
+            command,
+            cwd=folder,
+            env={**os.environ, "SLEEP": "4"},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
         for _ in range(2)
     ]
     try:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from conftest import Project
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from conftest import Project
 
 
 def test_a_commit_is_invisible_to_the_next_test_in_either_order(project: Project) -> None:
@@ -145,8 +148,7 @@ def test_committing_the_connection_is_an_error_of_that_test_only(project: Projec
     result.stdout.fnmatch_lines(
         [
             "*ERROR at teardown of test_commits_connection*",
-            "*db_connection.commit() committed the test's own transaction*"
-            "*@pytest.mark.db_commit*",
+            "*db_connection.commit() committed the test's own transaction**@pytest.mark.db_commit*",
         ]
     )
 
@@ -218,5 +220,8 @@ def test_pooled_connections_carry_no_session_state_between_tests(project: Projec
         """
     )
     result = project.run("-p", "no:randomly")
-    expected = {"postgresql": dict(passed=3, errors=1), "sqlite": dict(passed=2, errors=1, skipped=1)}
+    expected = {
+        "postgresql": dict(passed=3, errors=1),
+        "sqlite": dict(passed=2, errors=1, skipped=1),
+    }
     result.assert_outcomes(**expected[project.backend.name])
