@@ -90,14 +90,22 @@ def fix_pysqlite_transactions(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN")
 
 
+POSTGRESQL_RESET = (
+    "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; UNLISTEN *; "
+    "SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES"
+)
+
+
 def _reset_postgresql(
     dbapi_connection: DBAPIConnection, record: ConnectionPoolEntry, state: PoolResetState
 ) -> None:
     """Return connections to the pool without the last test's session state.
 
-    DISCARD ALL drops temporary tables, SET values, prepared statements and advisory locks.
-    psycopg notices DISCARD ALL and forgets its own prepared statements too. It cannot run in a
-    transaction block, hence the rollback and the brief switch to autocommit.
+    This is DISCARD ALL without its DEALLOCATE ALL: temporary tables, SET values, cursors,
+    LISTENs and advisory locks go. psycopg keeps a client-side cache of the statements it
+    prepared automatically and does not always notice a DISCARD ALL, so the next use of a
+    cached statement failed with "prepared statement does not exist"; those statements are
+    left in place. Sent as one string in autocommit mode: one round trip.
     """
     dbapi_connection.rollback()
     if state.terminate_only:
@@ -105,7 +113,7 @@ def _reset_postgresql(
     autocommit = dbapi_connection.autocommit
     dbapi_connection.autocommit = True
     try:
-        dbapi_connection.cursor().execute("DISCARD ALL")
+        dbapi_connection.cursor().execute(POSTGRESQL_RESET)
     finally:
         dbapi_connection.autocommit = autocommit
 

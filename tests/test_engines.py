@@ -1,0 +1,24 @@
+"""Direct tests of the engine's pool reset, where a pytester run would hide the sequence."""
+
+from __future__ import annotations
+
+from sqlalchemy import make_url, text
+
+from pytest_sessionmaker.engines import create_test_engine
+
+
+def test_psycopg_prepared_statements_survive_the_pool_reset(postgresql_server: str) -> None:
+    engine = create_test_engine(make_url(postgresql_server), {"pool_size": 1, "max_overflow": 0})
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        with engine.connect() as connection:
+            for _ in range(6):  # psycopg prepares the statement after 5 executions
+                connection.execute(text("SELECT 2"))
+            connection.exec_driver_sql("SET statement_timeout = 999")
+            connection.commit()
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT 2")).scalar() == 2
+            assert connection.exec_driver_sql("SHOW statement_timeout").scalar() == "0"
+    finally:
+        engine.dispose()
