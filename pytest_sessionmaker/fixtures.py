@@ -76,35 +76,69 @@ def db_engine(db_setup: DatabaseRun) -> Engine:
     return db_setup.engine
 
 
-@pytest.fixture
-def db_connection(request: pytest.FixtureRequest, db_setup: DatabaseRun) -> Iterator[Connection]:
-    """A connection in a transaction that is rolled back after the test.
+TRANSACTION_FIXTURE = "_db_transaction"
 
-    In a test marked ``db_commit`` it is a plain connection whose commits are real; the tables
-    are restored afterwards.
+
+@pytest.fixture
+def _db_transaction(
+    request: pytest.FixtureRequest,
+    db_setup: DatabaseRun,
+    db_application_sessionmakers: Sequence[SessionFactory],
+) -> Iterator[Connection]:
+    """The test's connection, and the application's session factories bound to it.
+
+    Rolled back after the test; in a test marked ``db_commit`` a plain connection whose commits
+    are real, the tables restored afterwards. Every fixture built on it (db_connection,
+    db_sessionmaker, db_session, db_rebind) shares it, and the plugin adds it to tests that use
+    the database otherwise (db_engine, the db_commit marker, db_rebind_autouse).
     """
     from pytest_sessionmaker.markers import commit_marker_options
+    from pytest_sessionmaker.rebind import bound_to, session_factory_problem
 
+    for factory in db_application_sessionmakers:
+        problem = session_factory_problem(factory)
+        if problem is not None:
+            pytest.fail(f"db_application_sessionmakers: {factory!r} {problem}.", pytrace=False)
     options = commit_marker_options(request.node)
     if options is not None:
         try:
             connection = db_setup.begin_commit_test(options)
         except SessionmakerError as exc:
             pytest.fail(str(exc), pytrace=False)
-        yield connection
-        problem = db_setup.end_commit_test(connection)
     else:
-        connection = db_setup.begin_test()
-        yield connection
-        problem = db_setup.end_test(connection)
-    if problem:
-        pytest.fail(problem, pytrace=False)
+        # The savepoint only matters to a Session the user binds to db_connection itself.
+        connection = db_setup.begin_test(savepoint="db_connection" in request.fixturenames)
+    bind = db_setup.session_bind or connection
+    try:
+        with bound_to(db_application_sessionmakers, bind, savepoints=options is None) as binding:
+            yield connection
+    finally:
+        if options is not None:
+            problem = db_setup.end_commit_test(connection)
+        else:
+            problem = db_setup.end_test(connection)
+    problems = [*binding.problems, *([problem] if problem else [])]
+    if problems:
+        pytest.fail(" ".join(problems), pytrace=False)
 
 
 @pytest.fixture
-def db_sessionmaker(db_setup: DatabaseRun, db_connection: Connection) -> sessionmaker[Session]:
+def db_connection(db_setup: DatabaseRun, _db_transaction: Connection) -> Connection:
+    """A connection in a transaction that is rolled back after the test.
+
+    In a test marked ``db_commit`` it is a plain connection whose commits are real; the tables
+    are restored afterwards.
+    """
+    if db_setup.session_bind is None and not _db_transaction.in_nested_transaction():
+        # Requested with request.getfixturevalue after the transaction began.
+        _db_transaction.begin_nested()
+    return _db_transaction
+
+
+@pytest.fixture
+def db_sessionmaker(db_setup: DatabaseRun, _db_transaction: Connection) -> sessionmaker[Session]:
     """The configured sessionmaker, producing sessions bound to this test's connection."""
-    db_setup.sessionmaker.configure(bind=db_setup.session_bind or db_connection)
+    db_setup.sessionmaker.configure(bind=db_setup.session_bind or _db_transaction)
     return db_setup.sessionmaker
 
 
@@ -128,41 +162,51 @@ def db_application_sessionmakers(pytestconfig: pytest.Config) -> Sequence[Sessio
 
 @pytest.fixture
 def db_rebind(
-    db_setup: DatabaseRun,
-    db_connection: Connection,
-    db_application_sessionmakers: Sequence[SessionFactory],
-) -> Iterator[Sequence[SessionFactory]]:
+    _db_transaction: Connection, db_application_sessionmakers: Sequence[SessionFactory]
+) -> Sequence[SessionFactory]:
     """The application's session factories, bound to this test's connection; restored after.
 
-    In a test marked ``db_commit`` they are bound to the run's engine instead.
+    In a test marked ``db_commit`` they are bound to the run's engine instead. Every test that
+    uses the database gets this binding; request db_rebind from a fixture (an application's test
+    client, say) that uses the database only through the application.
     """
-    from pytest_sessionmaker.rebind import bound_to, session_factory_problem
-
-    for factory in db_application_sessionmakers:
-        problem = session_factory_problem(factory)
-        if problem is not None:
-            pytest.fail(f"db_application_sessionmakers: {factory!r} {problem}.", pytrace=False)
-    committing = db_setup.session_bind is not None
-    bind = db_setup.session_bind if db_setup.session_bind is not None else db_connection
-    with bound_to(db_application_sessionmakers, bind, savepoints=not committing) as binding:
-        yield db_application_sessionmakers
-    if binding.problems:
-        pytest.fail(" ".join(binding.problems), pytrace=False)
+    return db_application_sessionmakers
 
 
-@pytest.fixture(autouse=True)
-def _db_rebind_autouse(request: pytest.FixtureRequest, pytestconfig: pytest.Config) -> None:
-    """Every test that uses the database gets db_rebind; with db_rebind_autouse, every test.
+def add_transaction_fixture(items: list[pytest.Item], config: pytest.Config) -> None:
+    """Give the test transaction to tests that use the database without a fixture built on it.
 
-    A test uses the database when it requests a fixture built on db_setup (db_engine,
-    db_connection, db_session, ...) or is marked db_commit; other tests pay for one membership
-    test and a marker lookup.
+    Those are tests requesting db_engine (or db_setup) only, tests marked db_commit, and with
+    db_rebind_autouse every test: they too get the breach check, the table restore and the
+    application's session factories bound. Done once at collection rather than by an autouse
+    fixture, which would cost every test of the suite, database or not, a fixture set-up.
+
+    The fixture goes before the item's first function-scoped fixture, where pytest would have
+    put an autouse one: after session fixtures (seed data commits before the test begins),
+    before the test's own fixtures (an application client made by one already sees the binding).
     """
     from pytest_sessionmaker.markers import COMMIT_MARKER
 
-    if (
-        "db_setup" in request.fixturenames
-        or pytestconfig.stash[SETTINGS_KEY].rebind_autouse
-        or request.node.get_closest_marker(COMMIT_MARKER) is not None
-    ):
-        request.getfixturevalue("db_rebind")
+    every_test = config.stash[SETTINGS_KEY].rebind_autouse
+    for item in items:
+        names: list[str] | None = getattr(item, "fixturenames", None)
+        if names is None or TRANSACTION_FIXTURE in names:
+            continue
+        if every_test or "db_setup" in names or item.get_closest_marker(COMMIT_MARKER):
+            names.insert(_first_function_scoped(item, names), TRANSACTION_FIXTURE)
+
+
+def _first_function_scoped(item: pytest.Item, names: list[str]) -> int:
+    """Where pytest's scope ordering of the item's fixtures reaches function scope.
+
+    The scopes come from the item's fixture information, which pytest does not make public;
+    without it the fixture goes last.
+    """
+    definitions = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", None)
+    if not isinstance(definitions, dict):
+        return len(names)
+    for index, name in enumerate(names):
+        found = definitions.get(name)
+        if not found or found[-1].scope == "function":
+            return index
+    return len(names)

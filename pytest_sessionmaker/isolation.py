@@ -56,33 +56,63 @@ class BreachGuard:
 
 
 class RolledBackTest:
-    """A connection in a transaction that is rolled back when the test ends.
+    """The connection of the rolled-back tests: one transaction per test, rolled back after it.
 
-    Besides the outer transaction a SAVEPOINT is opened: a Session the user binds to this
-    connection with the default join mode ("conservative_savepoint") then behaves like
-    "create_savepoint" instead of rolling back the outer transaction, so it is guarded too.
+    The connection is checked out of the pool once and kept while tests end clean: their ROLLBACK
+    already undoes what they did on it (rows, DDL, and on PostgreSQL and SQLite also SET values and
+    temporary tables), so a pool check-in, its reset statements and a new checkout per test would
+    be round trips for nothing. A test that leaves more behind gives the connection back to the
+    pool, whose reset clears the session state, and the next test checks out another one: when
+    something committed (a breach), when the test changed the connection's execution options, or
+    when it closed or invalidated the connection.
+
+    With ``savepoint`` a SAVEPOINT is opened inside the transaction, for tests that get the
+    connection itself: a Session the user binds to it with the default join mode
+    ("conservative_savepoint") then only releases and rolls back savepoints, like the plugin's
+    own "create_savepoint" sessions, instead of rolling back the test's transaction.
     """
 
     def __init__(self, engine: Engine, guard: BreachGuard) -> None:
         self.engine = engine
         self.guard = guard
+        self._held: Connection | None = None
 
-    def begin(self) -> Connection:
-        connection = self.engine.connect()
+    def begin(self, *, savepoint: bool) -> Connection:
+        connection = self._held
+        if connection is None or connection.closed or connection.invalidated:
+            connection = self._held = self.engine.connect()
         connection.begin()
-        connection.begin_nested()
+        if savepoint:
+            connection.begin_nested()
         self.guard.start(connection)
         return connection
 
     def end(self, connection: Connection) -> list[str]:
         """Roll everything back and return the breaches seen during the test."""
         breaches = self.guard.stop()
+        keep = False
         try:
-            if connection.in_transaction():
+            if not connection.closed and connection.in_transaction():
                 connection.rollback()
+            keep = not breaches and self._reusable(connection)
         finally:
-            connection.close()
+            if not keep:
+                self.release()
         return breaches
+
+    def _reusable(self, connection: Connection) -> bool:
+        return (
+            connection is self._held
+            and not connection.closed
+            and not connection.invalidated
+            and connection.get_execution_options() == self.engine.get_execution_options()
+        )
+
+    def release(self) -> None:
+        """Give the kept connection back to the pool (its reset runs there)."""
+        connection, self._held = self._held, None
+        if connection is not None:
+            connection.close()
 
 
 def describe_breaches(breaches: list[str], restored: bool) -> str:

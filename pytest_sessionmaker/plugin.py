@@ -6,7 +6,8 @@ import pytest
 
 from pytest_sessionmaker.config import SETTINGS_KEY, add_options, read_settings
 from pytest_sessionmaker.fixtures import (
-    _db_rebind_autouse,
+    _db_transaction,
+    add_transaction_fixture,
     db_application_sessionmakers,
     db_connection,
     db_engine,
@@ -23,7 +24,7 @@ from pytest_sessionmaker.rebind import configure_application
 from pytest_sessionmaker.server import ensure_run_id
 
 __all__ = [
-    "_db_rebind_autouse",
+    "_db_transaction",
     "db_application_sessionmakers",
     "db_connection",
     "db_engine",
@@ -47,6 +48,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SETTINGS_KEY] = read_settings(config)
     configure_application(config)
     ensure_run_id(config)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    add_transaction_fixture(items, config)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

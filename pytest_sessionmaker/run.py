@@ -114,6 +114,7 @@ class DatabaseRun:
         """Remove what the run created (unless the database is kept for reuse)."""
         keep = self.settings.reuse_database and self.owns_database
         try:
+            self.rolled_back.release()
             if self.restorer is not None:
                 self.restorer.uninstall()
             if self.schema is not None and not keep:
@@ -128,13 +129,21 @@ class DatabaseRun:
     def _accept_commits_between_tests(self) -> None:
         """Rows committed between tests (seed fixtures) become part of the baseline."""
         if self.restorer is not None and self.guard.committed_between_tests:
+            # The restorer works on connections of its own: the kept one goes back first, so a
+            # pool of one connection does not wait for itself.
+            self.rolled_back.release()
             self.restorer.checkpoint()
         self.guard.committed_between_tests = False
 
-    def begin_test(self) -> Connection:
+    def begin_test(self, *, savepoint: bool = False) -> Connection:
+        """The test's connection in a transaction that end_test rolls back.
+
+        ``savepoint`` guards Sessions the user binds to the connection with the default join
+        mode (see RolledBackTest); the plugin's own sessions create savepoints themselves.
+        """
         self._accept_commits_between_tests()
         self.session_bind = None
-        return self.rolled_back.begin()
+        return self.rolled_back.begin(savepoint=savepoint)
 
     def begin_commit_test(self, options: CommitOptions) -> Connection:
         """A plain connection: commits are real; the written tables are restored afterwards."""
@@ -148,6 +157,7 @@ class DatabaseRun:
                 "accept that."
             )
         self._accept_commits_between_tests()
+        self.rolled_back.release()
         self.session_bind = self.engine
         return self.engine.connect()
 

@@ -117,6 +117,7 @@ def test_a_users_own_session_with_the_default_join_mode_is_guarded(project: Proj
                 session.add(User(name="carol"))
                 session.commit()
                 session.add(User(name="dave"))
+                session.flush()
                 session.rollback()
                 assert session.scalars(select(User.name)).all() == ["carol"]
                 session.add(User(name="erin"))
@@ -127,6 +128,110 @@ def test_a_users_own_session_with_the_default_join_mode_is_guarded(project: Proj
         """
     )
     project.run().assert_outcomes(passed=2)
+
+
+def test_db_connection_requested_during_the_test_is_guarded_too(project: Project) -> None:
+    project.write_tests(
+        """
+        from sqlalchemy import select
+        from sqlalchemy.orm import Session
+        from models import User
+
+        def test_late_connection(request, db_session):
+            db_session.add(User(name="alice"))
+            db_session.commit()
+            connection = request.getfixturevalue("db_connection")
+            with Session(bind=connection) as session:
+                session.add(User(name="bob"))
+                session.flush()
+                session.rollback()
+                assert session.scalars(select(User.name)).all() == ["alice"]
+
+        def test_after(db_session):
+            assert db_session.scalars(select(User)).all() == []
+        """
+    )
+    project.run("-p", "no:randomly").assert_outcomes(passed=2)
+
+
+def test_clean_tests_keep_one_connection_and_a_changed_one_is_replaced(
+    project: Project,
+) -> None:
+    project.write_tests(
+        """
+        from sqlalchemy import select
+        from models import User
+
+        seen = []
+
+        def test_first(db_connection):
+            seen.append(db_connection)
+
+        def test_kept(db_connection):
+            assert db_connection is seen[0]
+            db_connection.execution_options(logging_token="changed")
+
+        def test_options_do_not_carry_over(db_connection, db_engine):
+            assert db_connection is not seen[0]
+            assert db_connection.get_execution_options() == db_engine.get_execution_options()
+            seen.append(db_connection)
+            db_connection.close()
+
+        def test_a_closed_connection_is_replaced(db_session):
+            assert db_session.connection() is not seen[-1]
+            assert db_session.scalars(select(User)).all() == []
+        """
+    )
+    project.run("-p", "no:randomly").assert_outcomes(passed=4)
+
+
+def test_a_test_using_only_db_engine_is_guarded(project: Project) -> None:
+    project.write_tests(
+        """
+        from sqlalchemy import insert, select
+        from models import User
+
+        def test_engine_only(db_engine):
+            with db_engine.begin() as other:
+                other.execute(insert(User).values(name="leak"))
+
+        def test_next_is_clean(db_session):
+            assert db_session.scalars(select(User)).all() == []
+        """
+    )
+    result = project.run("-p", "no:randomly")
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(["*a second connection of db_engine committed*"])
+
+
+def test_session_fixtures_commit_before_the_test_transaction_begins(project: Project) -> None:
+    project.pytester.makeconftest(
+        """
+        import pytest
+        from sqlalchemy import insert
+        from models import User
+
+        @pytest.fixture(scope="session")
+        def seed(db_engine):
+            with db_engine.begin() as connection:
+                connection.execute(insert(User).values(name="seed"))
+
+        @pytest.fixture
+        def client():
+            return "client"
+        """
+    )
+    project.write_tests(
+        """
+        from sqlalchemy import select
+        from models import User
+
+        def test_seeded(client, seed, db_engine):
+            with db_engine.connect() as connection:
+                assert connection.scalars(select(User.name)).all() == ["seed"]
+        """
+    )
+    project.run().assert_outcomes(passed=1)
 
 
 def test_committing_the_connection_is_an_error_of_that_test_only(project: Project) -> None:

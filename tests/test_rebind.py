@@ -205,6 +205,32 @@ def test_with_autouse_a_test_requesting_no_db_fixture_still_joins(
     assert factory_state(project) == FACTORIES_RESTORED
 
 
+def test_a_fixture_writing_through_the_application_joins_a_test_using_only_db_engine(
+    app_project: tuple[Project, AppDatabase],
+) -> None:
+    project, app_database = app_project
+    project.write_tests(
+        """
+        import pytest
+        import app
+
+        @pytest.fixture
+        def registered():
+            app.register("early")
+
+        def test_uses_the_engine_and_the_application(registered, db_engine):
+            assert app.names() == ["early"]
+
+        def test_the_next_test_starts_without_the_row(db_session):
+            assert app.names() == []
+        """
+    )
+    result = project.run("-p", "no:randomly")
+    result.assert_outcomes(passed=2)
+    app_database.assert_untouched()
+    assert factory_state(project) == FACTORIES_RESTORED
+
+
 def test_without_autouse_a_test_using_no_database_opens_none_and_keeps_the_factories(
     app_project: tuple[Project, AppDatabase],
 ) -> None:
