@@ -6,6 +6,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import create_engine, event
+from sqlalchemy.exc import NoSuchModuleError
 from sqlalchemy.pool import QueuePool
 
 from pytest_sessionmaker.errors import DatabaseUnavailable, connect_error_message
@@ -72,6 +73,11 @@ def engine_or_plain_error(url: URL, **options: Any) -> Engine:
         return create_engine(url, **options)
     except ImportError as exc:
         raise DatabaseUnavailable(connect_error_message(url, exc)) from None
+    except NoSuchModuleError:
+        raise DatabaseUnavailable(
+            f"SQLAlchemy has no dialect or driver {url.drivername!r} (the database URL names "
+            "it); check the spelling or install the driver's SQLAlchemy dialect."
+        ) from None
 
 
 def fix_pysqlite_transactions(engine: Engine) -> None:

@@ -61,7 +61,10 @@ def _configured_pg_ctl(config: pytest.Config) -> str | None:
 
     chosen = config.getoption("postgresql_exec", default=None)
     if chosen is None:
-        ini = config.getini("postgresql_exec")
+        try:
+            ini = config.getini("postgresql_exec")
+        except ValueError:  # its plugin is not loaded (-p no:pytest_postgresql)
+            return None
         chosen = ini if ini and ini != _DEFAULT_POSTGRESQL_EXEC else None
     return str(chosen) if chosen else None
 
@@ -212,9 +215,7 @@ def _start(config: pytest.Config, directory: Path) -> dict[str, Any]:
             f"The throwaway PostgreSQL ({pg_ctl}) did not start: {exc}. {tail.strip()} "
             "Choose a database with --db-url instead (e.g. --db-url sqlite://)."
         ) from None
-    DatabaseJanitor(
-        user=SERVER_USER, host="127.0.0.1", port=port, dbname=DATABASE_NAME
-    ).init()
+    DatabaseJanitor(user=SERVER_USER, host="127.0.0.1", port=port, dbname=DATABASE_NAME).init()
     return state
 
 

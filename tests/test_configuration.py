@@ -41,6 +41,9 @@ def test_the_header_hides_the_password(project: Project) -> None:
         ("not a url", "*--db-url is not a valid SQLAlchemy URL*"),
         ("nosuchdb+nodriver://x/y", "*unknown dialect or driver 'nosuchdb+nodriver'*"),
         ("postgresql+nodriver://x/y", "*unknown dialect or driver 'postgresql+nodriver'*"),
+        ("postgresql+://x/y", "*unknown dialect or driver 'postgresql+'*"),
+        ("postgresql+json://x/y", "*unknown dialect or driver 'postgresql+json'*"),
+        ("postgresql://x:5432x/y", "*--db-url has a port that is not a number*"),
     ],
 )
 def test_a_bad_url_is_a_usage_error_in_one_sentence(
@@ -51,6 +54,45 @@ def test_a_bad_url_is_a_usage_error_in_one_sentence(
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"ERROR: {message}"])
     assert "Traceback" not in result.stderr.str()
+
+
+def test_an_unknown_driver_from_an_overridden_db_url_fails_the_tests_in_one_sentence(
+    project: Project,
+) -> None:
+    project.pytester.makeconftest(
+        """
+        import pytest
+        from sqlalchemy import make_url
+
+        @pytest.fixture(scope="session")
+        def db_url():
+            return make_url("postgresql+nodriver://app:s3cr3t-pw@127.0.0.1:1/app")
+        """
+    )
+    project.write_tests(USES_DB)
+    result = project.run()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*SQLAlchemy has no dialect or driver 'postgresql+nodriver'*"])
+    assert "Traceback" not in result.stdout.str()
+    assert "s3cr3t-pw" not in result.stdout.str()
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        (
+            "postgresql+psycopg://app:p@ss/w:rd@db.example:5432/app",
+            "postgresql+psycopg://app:***@db.example:5432/app",
+        ),
+        ("postgresql+psycopg://app@db.example/app", "postgresql+psycopg://app@db.example/app"),
+        ("sqlite:////tmp/odd@name.db", "sqlite:////tmp/odd@name.db"),
+        ("mysql+pymysql://root:@127.0.0.1/test", "mysql+pymysql://root:***@127.0.0.1/test"),
+    ],
+)
+def test_the_header_hides_passwords_even_with_odd_characters(url: str, shown: str) -> None:
+    from pytest_sessionmaker.report import without_password
+
+    assert without_password(url) == shown
 
 
 def test_an_empty_environment_variable_is_an_error_not_a_fallback(
@@ -81,6 +123,23 @@ def test_a_run_without_database_tests_is_inert(project: Project) -> None:
     result = project.run()
     result.assert_outcomes(passed=1)
     assert "exploding" not in result.stdout.str().split("sessionmaker:")[1].split("\n", 1)[1]
+
+
+def test_a_run_without_database_tests_does_not_import_sqlalchemy(project: Project) -> None:
+    project.write_ini(db_url="postgresql+psycopg://nobody:pw@127.0.0.1:1/nothing")
+    project.pytester.makeconftest(
+        """
+        import sys
+
+        def pytest_terminal_summary(terminalreporter):
+            loaded = "sqlalchemy" in sys.modules
+            terminalreporter.write_line(f"sqlalchemy imported: {loaded}")
+        """
+    )
+    project.write_tests("def test_plain():\n    assert 1 + 1 == 2\n")
+    result = project.run_subprocess()
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["sqlalchemy imported: False"])
 
 
 def test_an_unreachable_database_fails_tests_at_setup_plainly(project: Project) -> None:

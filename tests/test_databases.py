@@ -63,6 +63,15 @@ def test_zero_configuration_as_root_starts_a_throwaway_postgresql(
     assert throwaway_servers() == before
 
 
+def test_zero_configuration_works_without_pytest_postgresqls_own_plugin(
+    pytester: pytest.Pytester,
+) -> None:
+    # Its plugin imports psycopg at start-up; a project using none of its fixtures may skip it.
+    zero_configuration_project(pytester)
+    result = pytester.runpytest_subprocess("-p", "no:pytest_postgresql")
+    result.assert_outcomes(passed=5)
+
+
 def test_missing_postgresql_binaries_fail_database_tests_with_advice(
     pytester: pytest.Pytester,
 ) -> None:

@@ -22,7 +22,7 @@ from pytest_sessionmaker.rebind import bound_to
 if TYPE_CHECKING:
     from pathlib import Path
 
-APP = '''
+APP = """
 from pathlib import Path
 
 from sqlalchemy import create_engine, select
@@ -54,10 +54,10 @@ def register_scoped(name):
 def names():
     with SessionLocal() as session:
         return session.scalars(select(User.name).order_by(User.id)).all()
-'''
+"""
 
 # Written by the inner run after its last test: is every factory configured as the app made it?
-FACTORY_CHECK = '''
+FACTORY_CHECK = """
 from pathlib import Path
 
 
@@ -75,7 +75,7 @@ def pytest_sessionfinish(session):
     held = app.ScopedSession.registry.has()
     lines.append(f"scoped registry {'holds a session' if held else 'empty'}")
     Path(__file__).with_name("factory_state.txt").write_text("\\n".join(lines))
-'''
+"""
 
 FACTORIES_RESTORED = "SessionLocal restored\nScopedSession restored\nscoped registry empty"
 
