@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Per-test cost of pytest-sessionmaker next to what users would otherwise pick.
 
-    python benchmarks/compare.py                      # 500 tests, 3 rounds (about 4 minutes)
+    python benchmarks/compare.py                      # 500 tests, 5 rounds (about 8 minutes)
     python benchmarks/compare.py --tests 200 --rounds 2 --url postgresql+psycopg://u@host/db
     python benchmarks/compare.py --profile            # also profile our rollback mode
 
@@ -22,6 +22,7 @@ the script re-runs itself with that virtualenv's interpreter.
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import platform
@@ -337,23 +338,6 @@ OURS_CONFTEST = '''
 """pytest-sessionmaker, configured through its ini keys (see pytest.ini); nothing to add here."""
 '''
 
-OURS_UNPREPARED_CONFTEST = '''
-"""pytest-sessionmaker with psycopg's automatic prepared statements off.
-
-The plugin's pool reset runs DISCARD ALL, which psycopg notices only once per connection; its
-later prepared statements are then gone on the server and the next use fails ("prepared
-statement _pg3_0 does not exist"). Turning psycopg's auto-prepare off is the user-level
-workaround, so this row measures the plugin while that is unfixed.
-"""
-import pytest
-
-
-@pytest.fixture(scope="session")
-def db_engine_options():
-    return {"connect_args": {"prepare_threshold": None}}
-'''
-
-
 @dataclass
 class Strategy:
     key: str
@@ -411,23 +395,6 @@ def strategies() -> list[Strategy]:
             "pytest-sessionmaker, db_commit",
             "db_session",
             OURS_CONFTEST,
-            plugins=["pytest_sessionmaker.plugin"],
-            ini=ours_ini,
-            module_header="pytestmark = pytest.mark.db_commit\n",
-        ),
-        Strategy(
-            "ours_unprepared",
-            "pytest-sessionmaker, rollback, auto-prepare off",
-            "db_session",
-            OURS_UNPREPARED_CONFTEST,
-            plugins=["pytest_sessionmaker.plugin"],
-            ini=ours_ini,
-        ),
-        Strategy(
-            "ours_commit_unprepared",
-            "pytest-sessionmaker, db_commit, auto-prepare off",
-            "db_session",
-            OURS_UNPREPARED_CONFTEST,
             plugins=["pytest_sessionmaker.plugin"],
             ini=ours_ini,
             module_header="pytestmark = pytest.mark.db_commit\n",
@@ -664,7 +631,7 @@ def table(outcomes: list[Outcome]) -> list[list[str]]:
         # Pair each round with the baseline of the same round.
         return [m - b for m, b in zip(outcome.medians, baseline.medians, strict=False)]
 
-    floor_overhead = statistics.median(overheads(floor)) if floor and floor.medians else None
+    floor_overheads = overheads(floor) if floor and floor.medians else []
     rows = [["strategy", "tests", "per test ms", "overhead ms", "range ms", "x floor", "note"]]
     for outcome in outcomes:
         label = outcome.strategy.label
@@ -679,7 +646,10 @@ def table(outcomes: list[Outcome]) -> list[list[str]]:
             continue
         values = overheads(outcome)
         overhead = statistics.median(values)
-        ratio = f"{overhead / floor_overhead:.2f}" if floor_overhead else "-"
+        # The ratio pairs each round with the floor's run of the same round: the machine's
+        # speed drifts between rounds more than it does within one.
+        ratios = [v / f for v, f in zip(values, floor_overheads, strict=False) if f > 0]
+        ratio = f"{statistics.median(ratios):.2f}" if ratios else "-"
         spread = f"{ms(min(values))}-{ms(max(values))}"
         rows.append([label, str(outcome.tests), ms(per_test), ms(overhead), spread, ratio, ""])
     return rows
@@ -719,6 +689,11 @@ def startup_overhead(args: argparse.Namespace, server: Server, workdir: Path) ->
         "plain pytest": ([], {}),
         "+ plugin, nothing configured": (["pytest_sessionmaker.plugin"], {}),
         "+ plugin, db_url configured": (["pytest_sessionmaker.plugin"], {"url": True}),
+        # Installing the plugin installs pytest-postgresql, whose own plugin then loads too.
+        "+ plugin + pytest-postgresql's": (
+            ["pytest_postgresql.plugin", "pytest_sessionmaker.plugin"],
+            {},
+        ),
     }
     walls: dict[str, list[float]] = {name: [] for name in variants}
     for _ in range(args.startup_reps):
@@ -811,20 +786,15 @@ def machine() -> str:
     )
 
 
-def our_rollback_mode(outcomes: list[Outcome]) -> Strategy:
-    """Our plain rollback mode, or its workaround variant while the plain one fails."""
-    by_key = {outcome.strategy.key: outcome for outcome in outcomes}
-    plain = by_key.get("ours")
-    if plain is not None and plain.medians:
-        return plain.strategy
-    return next(s for s in strategies() if s.key == "ours_unprepared")
+def our_rollback_mode() -> Strategy:
+    return next(s for s in strategies() if s.key == "ours")
 
 
 def parse_args() -> argparse.Namespace:
     keys = [s.key for s in strategies() if s.key != "baseline"]
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tests", type=int, default=500, help="tests per suite (default 500)")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds per strategy (default 3)")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds per strategy (default 5)")
     parser.add_argument("--tables", type=int, default=32, help="tables in the schema (default 32)")
     parser.add_argument(
         "--url", default=DEFAULT_URL, help=f"PostgreSQL server (default {DEFAULT_URL})"
@@ -841,7 +811,7 @@ def parse_args() -> argparse.Namespace:
         "--only", nargs="+", choices=keys, default=keys, help="strategies to run (default all)"
     )
     parser.add_argument(
-        "--startup-reps", type=int, default=10, help="runs per variant for start-up (default 10)"
+        "--startup-reps", type=int, default=15, help="runs per variant for start-up (default 15)"
     )
     parser.add_argument("--skip-extras", action="store_true", help="no start-up or xdist runs")
     parser.add_argument("--profile", action="store_true", help="also profile our rollback mode")
@@ -860,6 +830,9 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     reexec_in_venv(args)
+    # An installed wheel comes with its bytecode compiled; this checkout may not have it (the
+    # runs set PYTHONDONTWRITEBYTECODE), and every run would compile the plugin again.
+    compileall.compile_dir(str(REPO / "pytest_sessionmaker"), quiet=1)
     server = Server(args.url)
     keys = ["baseline", *args.only, "startup", "xdist", "profile"]
     names = [name for key in keys for name in database_names(key)]
@@ -869,7 +842,7 @@ def main() -> None:
     try:
         outcomes = compare(args, server, workdir)
         extras: list[str] = []
-        ours = our_rollback_mode(outcomes)
+        ours = our_rollback_mode()
         if not args.skip_extras:
             extras += startup_overhead(args, server, workdir)
             extras += xdist_throughput(args, server, workdir, ours)

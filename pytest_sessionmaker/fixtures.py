@@ -52,101 +52,134 @@ def db_setup(
     db_url: URL,
     db_engine_options: dict[str, Any],
     db_session_options: dict[str, Any],
+    db_application_sessionmakers: Sequence[SessionFactory],
 ) -> Iterator[DatabaseRun]:
     """Prepare the run's database once: test database, engine, tables, change log."""
     from pytest_sessionmaker.databases import open_run
+    from pytest_sessionmaker.rebind import application, session_factory_problem
 
+    for factory in db_application_sessionmakers:
+        problem = session_factory_problem(factory)
+        if problem is not None:
+            pytest.fail(f"db_application_sessionmakers: {factory!r} {problem}.", pytrace=False)
     try:
         run = open_run(pytestconfig, db_url, db_engine_options, db_session_options)
     except (SessionmakerError, ValueError) as exc:
         message = str(exc)
     else:
-        from pytest_sessionmaker.rebind import APPLICATION_KEY, watch_application_engines
+        from pytest_sessionmaker.rebind import watch_application_engines
 
-        watch_application_engines(run.guard, pytestconfig.stash[APPLICATION_KEY])
+        run.application_factories = tuple(db_application_sessionmakers)
+        watch_application_engines(run.guard, application(pytestconfig))
         yield run
         run.close()
         return
     pytest.fail(message, pytrace=False)
 
 
+RUN_FIXTURE = "_db_run"
+
+
 @pytest.fixture(scope="session")
-def db_engine(db_setup: DatabaseRun) -> Engine:
+def _db_run(request: pytest.FixtureRequest) -> DatabaseRun:
+    """db_setup's value, for the fixtures every test sets up.
+
+    pytest re-resolves a fixture's whole dependency tree each time it is requested, cached or
+    not; db_setup's (URL, options, the application's factories, pytestconfig) cost every test
+    more than everything else the plugin does. This fixture has none: it asks for db_setup once.
+    """
+    run: DatabaseRun = request.getfixturevalue("db_setup")
+    return run
+
+
+@pytest.fixture(scope="session")
+def db_engine(_db_run: DatabaseRun) -> Engine:
     """The run's engine, created once and disposed at the end."""
-    return db_setup.engine
+    return _db_run.engine
 
 
 TRANSACTION_FIXTURE = "_db_transaction"
 
 
 @pytest.fixture
-def _db_transaction(
-    request: pytest.FixtureRequest,
-    db_setup: DatabaseRun,
-    db_application_sessionmakers: Sequence[SessionFactory],
-) -> Iterator[Connection]:
+def _db_transaction(request: pytest.FixtureRequest, _db_run: DatabaseRun) -> Iterator[Connection]:
     """The test's connection, and the application's session factories bound to it.
 
     Rolled back after the test; in a test marked ``db_commit`` a plain connection whose commits
     are real, the tables restored afterwards. Every fixture built on it (db_connection,
-    db_sessionmaker, db_session, db_rebind) shares it, and the plugin adds it to tests that use
-    the database otherwise (db_engine, the db_commit marker, db_rebind_autouse).
+    db_sessionmaker, db_rebind) shares it, and so does db_session when one of those is used too.
+    The plugin adds it to tests that use the database otherwise (db_engine, the db_commit
+    marker, db_rebind_autouse).
     """
-    from pytest_sessionmaker.markers import commit_marker_options
-    from pytest_sessionmaker.rebind import bound_to, session_factory_problem
+    yield from transaction_for(request, _db_run)
 
-    for factory in db_application_sessionmakers:
-        problem = session_factory_problem(factory)
-        if problem is not None:
-            pytest.fail(f"db_application_sessionmakers: {factory!r} {problem}.", pytrace=False)
+
+def transaction_for(request: pytest.FixtureRequest, run: DatabaseRun) -> Iterator[Connection]:
+    """Begin the test's transaction (or plain connection), yield it once, then end it."""
+    from pytest_sessionmaker.markers import commit_marker_options
+    from pytest_sessionmaker.rebind import bound_to
+
+    if run.test_connection is not None:
+        # Begun by db_session, which ends it: a fixture requested later in the test shares it.
+        yield run.test_connection
+        return
     options = commit_marker_options(request.node)
     if options is not None:
         try:
-            connection = db_setup.begin_commit_test(options)
+            connection = run.begin_commit_test(options)
         except SessionmakerError as exc:
             pytest.fail(str(exc), pytrace=False)
     else:
-        # The savepoint only matters to a Session the user binds to db_connection itself.
-        connection = db_setup.begin_test(savepoint="db_connection" in request.fixturenames)
-    bind = db_setup.session_bind or connection
+        connection = run.begin_test(direct="db_connection" in request.fixturenames)
+    factories = run.application_factories
     try:
-        with bound_to(db_application_sessionmakers, bind, savepoints=options is None) as binding:
+        with bound_to(
+            factories, run.session_bind or connection, savepoints=options is None
+        ) as bound:
             yield connection
     finally:
         if options is not None:
-            problem = db_setup.end_commit_test(connection)
+            problem = run.end_commit_test(connection)
         else:
-            problem = db_setup.end_test(connection)
-    problems = [*binding.problems, *([problem] if problem else [])]
+            problem = run.end_test(connection)
+    problems = [*bound.problems, *([problem] if problem else [])]
     if problems:
         pytest.fail(" ".join(problems), pytrace=False)
 
 
 @pytest.fixture
-def db_connection(db_setup: DatabaseRun, _db_transaction: Connection) -> Connection:
+def db_connection(_db_run: DatabaseRun, _db_transaction: Connection) -> Connection:
     """A connection in a transaction that is rolled back after the test.
 
     In a test marked ``db_commit`` it is a plain connection whose commits are real; the tables
     are restored afterwards.
     """
-    if db_setup.session_bind is None and not _db_transaction.in_nested_transaction():
+    if _db_run.session_bind is None and not _db_transaction.in_nested_transaction():
         # Requested with request.getfixturevalue after the transaction began.
         _db_transaction.begin_nested()
     return _db_transaction
 
 
 @pytest.fixture
-def db_sessionmaker(db_setup: DatabaseRun, _db_transaction: Connection) -> sessionmaker[Session]:
+def db_sessionmaker(_db_run: DatabaseRun, _db_transaction: Connection) -> sessionmaker[Session]:
     """The configured sessionmaker, producing sessions bound to this test's connection."""
-    db_setup.sessionmaker.configure(bind=db_setup.session_bind or _db_transaction)
-    return db_setup.sessionmaker
+    _db_run.sessionmaker.configure(bind=_db_run.session_bind or _db_transaction)
+    return _db_run.sessionmaker
 
 
 @pytest.fixture
-def db_session(db_sessionmaker: sessionmaker[Session]) -> Iterator[Session]:
-    """A session whose commits are savepoints of the test's transaction; closed afterwards."""
-    with db_sessionmaker() as session:
-        yield session
+def db_session(request: pytest.FixtureRequest, _db_run: DatabaseRun) -> Iterator[Session]:
+    """A session whose commits are savepoints of the test's transaction; closed afterwards.
+
+    It comes from the sessionmaker db_sessionmaker returns, bound the same way. When the test
+    uses no other fixture built on the test's transaction, db_session begins and ends that
+    transaction itself: one fixture set-up per test instead of two.
+    """
+    if TRANSACTION_FIXTURE in request.fixturenames:
+        yield _db_run.test_session(request.getfixturevalue(TRANSACTION_FIXTURE))
+        return
+    for connection in transaction_for(request, _db_run):
+        yield _db_run.test_session(connection)
 
 
 @pytest.fixture(scope="session")
@@ -155,22 +188,20 @@ def db_application_sessionmakers(pytestconfig: pytest.Config) -> Sequence[Sessio
 
     Default: those named by the db_sessionmakers ini key. Override it to name them in code.
     """
-    from pytest_sessionmaker.rebind import APPLICATION_KEY
+    from pytest_sessionmaker.rebind import application
 
-    return pytestconfig.stash[APPLICATION_KEY].sessionmakers
+    return application(pytestconfig).sessionmakers
 
 
 @pytest.fixture
-def db_rebind(
-    _db_transaction: Connection, db_application_sessionmakers: Sequence[SessionFactory]
-) -> Sequence[SessionFactory]:
+def db_rebind(_db_run: DatabaseRun, _db_transaction: Connection) -> Sequence[SessionFactory]:
     """The application's session factories, bound to this test's connection; restored after.
 
     In a test marked ``db_commit`` they are bound to the run's engine instead. Every test that
     uses the database gets this binding; request db_rebind from a fixture (an application's test
     client, say) that uses the database only through the application.
     """
-    return db_application_sessionmakers
+    return _db_run.application_factories
 
 
 def add_transaction_fixture(items: list[pytest.Item], config: pytest.Config) -> None:
@@ -190,9 +221,15 @@ def add_transaction_fixture(items: list[pytest.Item], config: pytest.Config) -> 
     every_test = config.stash[SETTINGS_KEY].rebind_autouse
     for item in items:
         names: list[str] | None = getattr(item, "fixturenames", None)
-        if names is None or TRANSACTION_FIXTURE in names:
+        if names is None or TRANSACTION_FIXTURE in names or "db_session" in names:
             continue
-        if every_test or "db_setup" in names or item.get_closest_marker(COMMIT_MARKER):
+        if (
+            every_test
+            or RUN_FIXTURE in names
+            or "db_setup" in names
+            # item.keywords holds marker names (and node names): a cheap filter first.
+            or (COMMIT_MARKER in item.keywords and item.get_closest_marker(COMMIT_MARKER))
+        ):
             names.insert(_first_function_scoped(item, names), TRANSACTION_FIXTURE)
 
 

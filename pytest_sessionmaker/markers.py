@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     import pytest
@@ -17,8 +16,7 @@ COMMIT_MARKER_HELP = (
 )
 
 
-@dataclass(frozen=True)
-class CommitOptions:
+class CommitOptions(NamedTuple):
     allow_unrestored: bool = False
 
 

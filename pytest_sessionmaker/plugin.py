@@ -6,6 +6,7 @@ import pytest
 
 from pytest_sessionmaker.config import SETTINGS_KEY, add_options, read_settings
 from pytest_sessionmaker.fixtures import (
+    _db_run,
     _db_transaction,
     add_transaction_fixture,
     db_application_sessionmakers,
@@ -20,10 +21,9 @@ from pytest_sessionmaker.fixtures import (
     db_url,
 )
 from pytest_sessionmaker.markers import COMMIT_MARKER_HELP
-from pytest_sessionmaker.rebind import configure_application
-from pytest_sessionmaker.server import ensure_run_id
 
 __all__ = [
+    "_db_run",
     "_db_transaction",
     "db_application_sessionmakers",
     "db_connection",
@@ -45,9 +45,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", COMMIT_MARKER_HELP)
-    config.stash[SETTINGS_KEY] = read_settings(config)
-    configure_application(config)
-    ensure_run_id(config)
+    settings = config.stash[SETTINGS_KEY] = read_settings(config)
+    # Modules are imported only when needed: start-up is paid by every run, database or not.
+    if settings.sessionmaker_paths or settings.engine_paths:
+        from pytest_sessionmaker.rebind import configure_application
+
+        configure_application(config)
+    if settings.url is None:
+        from pytest_sessionmaker.server import ensure_run_id
+
+        ensure_run_id(config)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -61,6 +68,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    from pytest_sessionmaker.server import stop_throwaway_server
+    if session.config.stash[SETTINGS_KEY].url is None:
+        from pytest_sessionmaker.server import stop_throwaway_server
 
-    stop_throwaway_server(session.config)
+        stop_throwaway_server(session.config)

@@ -15,8 +15,7 @@ touches the database does not pay for it.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pytest
 
@@ -39,8 +38,7 @@ SESSIONMAKERS_KEY = "db_sessionmakers"
 ENGINES_KEY = "db_engines"
 
 
-@dataclass(frozen=True)
-class Application:
+class Application(NamedTuple):
     """The application's session factories and engines named in the ini file."""
 
     sessionmakers: tuple[SessionFactory, ...] = ()
@@ -138,15 +136,16 @@ def _as_engine(obj: object) -> Engine | None:
 
 
 def configure_application(config: pytest.Config) -> None:
-    """At start-up: import the application's objects, only when a key names some."""
-    settings = config.stash[SETTINGS_KEY]
-    if not settings.sessionmaker_paths and not settings.engine_paths:
-        config.stash[APPLICATION_KEY] = Application()
-        return
+    """At start-up, when a key names some: import the application's objects."""
     try:
-        config.stash[APPLICATION_KEY] = load_application(settings)
+        config.stash[APPLICATION_KEY] = load_application(config.stash[SETTINGS_KEY])
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
+
+
+def application(config: pytest.Config) -> Application:
+    """What configure_application loaded; nothing when no key named anything."""
+    return config.stash.get(APPLICATION_KEY, Application())
 
 
 def watch_application_engines(guard: BreachGuard, application: Application) -> None:

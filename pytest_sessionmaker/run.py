@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
     from pytest_sessionmaker.config import Settings
     from pytest_sessionmaker.markers import CommitOptions
+    from pytest_sessionmaker.rebind import SessionFactory
 
 REFUSED_SESSION_OPTIONS = {
     "bind": "the plugin binds sessions to the test's connection",
@@ -74,7 +75,10 @@ class DatabaseRun:
         self.engine: Engine = create_test_engine(url, engine_options)
         self.guard = BreachGuard()
         self.guard.watch_engine(self.engine, "db_engine")
-        self.rolled_back = RolledBackTest(self.engine, self.guard)
+        # The same database through an engine without listeners (see RolledBackTest). A
+        # rewritten in-memory SQLite URL names the same shared database.
+        self.quiet_engine: Engine = create_test_engine(self.engine.url, engine_options)
+        self.rolled_back = RolledBackTest(self.engine, self.quiet_engine, self.guard)
         self.sessionmaker: sessionmaker[Session] = sessionmaker(
             join_transaction_mode="create_savepoint", **session_options
         )
@@ -84,6 +88,12 @@ class DatabaseRun:
         # What db_sessionmaker binds to: None for the test's connection, the engine in
         # db_commit tests.
         self.session_bind: Engine | None = None
+        # db_session's session, closed by end_test / end_commit_test.
+        self._sessions: list[Session] = []
+        # The current test's connection, between begin_test / begin_commit_test and the end.
+        self.test_connection: Connection | None = None
+        # The application's session factories, bound to each test's connection.
+        self.application_factories: tuple[SessionFactory, ...] = ()
         self._keeper: Any = None
         self._on_close: list[Callable[[], None]] = []
 
@@ -122,6 +132,7 @@ class DatabaseRun:
         finally:
             if self._keeper is not None:
                 self._keeper.close()
+            self.quiet_engine.dispose()
             self.engine.dispose()
             for callback in self._on_close:
                 callback()
@@ -135,15 +146,15 @@ class DatabaseRun:
             self.restorer.checkpoint()
         self.guard.committed_between_tests = False
 
-    def begin_test(self, *, savepoint: bool = False) -> Connection:
+    def begin_test(self, *, direct: bool = False) -> Connection:
         """The test's connection in a transaction that end_test rolls back.
 
-        ``savepoint`` guards Sessions the user binds to the connection with the default join
-        mode (see RolledBackTest); the plugin's own sessions create savepoints themselves.
+        ``direct``: the test gets the connection itself (db_connection); see RolledBackTest.
         """
         self._accept_commits_between_tests()
         self.session_bind = None
-        return self.rolled_back.begin(savepoint=savepoint)
+        self.test_connection = self.rolled_back.begin(direct=direct)
+        return self.test_connection
 
     def begin_commit_test(self, options: CommitOptions) -> Connection:
         """A plain connection: commits are real; the written tables are restored afterwards."""
@@ -159,10 +170,25 @@ class DatabaseRun:
         self._accept_commits_between_tests()
         self.rolled_back.release()
         self.session_bind = self.engine
-        return self.engine.connect()
+        self.test_connection = self.engine.connect()
+        return self.test_connection
+
+    def test_session(self, connection: Connection) -> Session:
+        """db_session's session: bound like db_sessionmaker's, closed when the test ends."""
+        session = self.sessionmaker(bind=self.session_bind or connection)
+        self._sessions.append(session)
+        return session
+
+    def _close_sessions(self) -> None:
+        sessions, self._sessions = self._sessions, []
+        for session in sessions:
+            session.close()
 
     def end_commit_test(self, connection: Connection) -> str | None:
+        self.test_connection = None
         try:
+            # Closed first: a session left in a transaction would hold locks the restore needs.
+            self._close_sessions()
             if connection.in_transaction():
                 connection.rollback()
         finally:
@@ -174,7 +200,21 @@ class DatabaseRun:
 
     def end_test(self, connection: Connection) -> str | None:
         """Roll the test back; describe any breach (after repairing it where possible)."""
-        breaches = self.rolled_back.end(connection)
+        self.test_connection = None
+        sessions, self._sessions = self._sessions, []
+        breaches, unwatched_end = self.rolled_back.end(connection, sessions)
+        if unwatched_end and not breaches and self.restorer is not None:
+            # Committed or rolled back? Only rows left in the change log tell. (Without a
+            # restorer the plugin cannot tell, and says nothing.)
+            written = self.restorer.restore()
+            self.guard.committed_between_tests = False
+            if not written:
+                return None
+            breach = (
+                "the test committed its own transaction (commit() on the connection behind "
+                f"db_session), writing to {', '.join(written)}"
+            )
+            return hide_secrets(describe_breaches([breach], restored=True), self.url)
         if not breaches:
             return None
         restored = self.restorer is not None

@@ -234,6 +234,56 @@ def test_session_fixtures_commit_before_the_test_transaction_begins(project: Pro
     project.run().assert_outcomes(passed=1)
 
 
+def test_every_fixture_of_a_test_shares_one_connection_in_either_order(project: Project) -> None:
+    project.write_tests(
+        """
+        def test_session_first(db_session, db_connection, db_sessionmaker):
+            assert db_session.connection() is db_connection
+            with db_sessionmaker() as other:
+                assert other.connection() is db_connection
+
+        def test_connection_first(db_connection, db_session):
+            assert db_session.connection() is db_connection
+
+        def test_connection_requested_late(request, db_session):
+            assert request.getfixturevalue("db_connection") is db_session.connection()
+        """
+    )
+    project.run().assert_outcomes(passed=3)
+
+
+def test_committing_the_connection_behind_db_session_is_an_error_of_that_test_only(
+    project: Project,
+) -> None:
+    project.write_tests(
+        """
+        from sqlalchemy import select
+        from models import User
+
+        def test_commits_the_sessions_connection(db_session):
+            db_session.add(User(name="leak"))
+            db_session.flush()
+            db_session.connection().commit()
+
+        def test_rolls_back_the_sessions_connection(db_session):
+            db_session.add(User(name="gone"))
+            db_session.flush()
+            db_session.connection().rollback()
+
+        def test_next_is_clean(db_session):
+            assert db_session.scalars(select(User)).all() == []
+        """
+    )
+    result = project.run("-p", "no:randomly")
+    result.assert_outcomes(passed=3, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at teardown of test_commits_the_sessions_connection*",
+            "*committed its own transaction*writing to users*@pytest.mark.db_commit*",
+        ]
+    )
+
+
 def test_committing_the_connection_is_an_error_of_that_test_only(project: Project) -> None:
     project.write_tests(
         """

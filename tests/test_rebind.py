@@ -283,6 +283,36 @@ def test_sessionmakers_can_be_named_in_code_by_overriding_a_fixture(project: Pro
     assert factory_state(project) == FACTORIES_RESTORED
 
 
+def test_a_bad_object_from_an_overridden_fixture_fails_the_database_tests_plainly(
+    project: Project,
+) -> None:
+    write_app(project.pytester)
+    project.pytester.makeconftest(
+        """
+        import pytest
+
+        @pytest.fixture(scope="session")
+        def db_application_sessionmakers():
+            import app
+
+            return [app.engine]
+        """
+    )
+    project.write_tests(
+        """
+        def test_uses_the_database(db_session):
+            pass
+
+        def test_plain():
+            pass
+        """
+    )
+    result = project.run()
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["*db_application_sessionmakers: Engine(*) is an Engine*"])
+    assert "Traceback" not in result.stdout.str()
+
+
 def test_a_test_that_reconfigures_a_factory_is_reported_and_the_factory_restored(
     app_project: tuple[Project, AppDatabase],
 ) -> None:
