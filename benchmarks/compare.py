@@ -338,6 +338,7 @@ OURS_CONFTEST = '''
 """pytest-sessionmaker, configured through its ini keys (see pytest.ini); nothing to add here."""
 '''
 
+
 @dataclass
 class Strategy:
     key: str
@@ -463,6 +464,7 @@ def run_pytest(
     url: str | None,
     extra_args: tuple[str, ...] = (),
     timeout: int = 600,
+    extra_env: dict[str, str] | None = None,
 ) -> Run:
     times = directory / "times.json"
     for stale in directory.glob("times.json*"):
@@ -474,7 +476,7 @@ def run_pytest(
     for plugin in plugins:
         command += ["-p", plugin]
     command += [*extra_args, str(directory)]
-    env = clean_env(directory, url, {"BENCH_TIMES": str(times)})
+    env = clean_env(directory, url, {"BENCH_TIMES": str(times), **(extra_env or {})})
     start = time.perf_counter()
     try:
         result = subprocess.run(
@@ -712,6 +714,96 @@ def startup_overhead(args: argparse.Namespace, server: Server, workdir: Path) ->
     return lines
 
 
+HEAD_TO_HEAD_TIMER = '''
+"""Records each test's wall time into $H2H_TIMES, by strategy (test_<strategy>_<n>)."""
+import json
+import os
+import time
+
+import pytest
+
+durations = {}
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    start = time.perf_counter()
+    yield
+    durations.setdefault(item.name.split("_")[1], []).append(time.perf_counter() - start)
+
+
+def pytest_sessionfinish(session):
+    with open(os.environ["H2H_TIMES"], "w") as out:
+        json.dump(durations, out)
+'''
+
+HEAD_TO_HEAD = {"floor": "floor_session", "recipe": "recipe_session", "ours": "db_session"}
+H2H_DATABASES = [f"h2h_{key}" for key in HEAD_TO_HEAD]
+
+
+def head_to_head(args: argparse.Namespace, server: Server, workdir: Path) -> list[str]:
+    """The floor, the recipe and our rollback mode interleaved test by test in one process.
+
+    Separate processes meet the machine at different moments, and a shared machine's speed
+    drifts by more than these three differ. Interleaved, every strategy meets the same moments.
+    """
+    directory = workdir / "head_to_head"
+    directory.mkdir()
+    (directory / "models.py").write_text(models_source(args.tables))
+    (directory / "h2htimer.py").write_text(HEAD_TO_HEAD_TIMER)
+    (directory / "benchtimer.py").write_text(TIMER_PLUGIN)  # run_pytest loads it
+    (directory / "conftest.py").write_text(
+        FLOOR_CONFTEST.replace('"BENCH_URL"', '"BENCH_URL_FLOOR"')
+        + RECIPE_CONFTEST.replace('"BENCH_URL"', '"BENCH_URL_RECIPE"')
+    )
+    (directory / "pytest.ini").write_text("[pytest]\ndb_metadata = models:Base\n")
+    keys = ["empty", *HEAD_TO_HEAD]
+    tests = []
+    for index in range(args.tests):
+        shift = index % len(keys)
+        for key in keys[shift:] + keys[:shift]:
+            fixture = HEAD_TO_HEAD.get(key)
+            body = (
+                TEST_BODY.format(index=index, table=index % args.tables, fixture=fixture)
+                if fixture
+                else EMPTY_BODY.format(index=index)
+            )
+            tests.append(body.replace("def test_", f"def test_{key}_"))
+    header = "from sqlalchemy import func, select\n\nfrom models import *  # noqa: F403\n"
+    (directory / "test_head_to_head.py").write_text(header + "".join(tests))
+    times = directory / "h2h.json"
+    env = {
+        "BENCH_URL_FLOOR": server.url_for("bench_h2h_floor"),
+        "BENCH_URL_RECIPE": server.url_for("bench_h2h_recipe"),
+        "H2H_TIMES": str(times),
+    }
+    medians: dict[str, list[float]] = {key: [] for key in keys}
+    for _ in range(args.rounds):
+        run = run_pytest(
+            directory,
+            ["h2htimer", "pytest_sessionmaker.plugin"],
+            server.url_for("bench_h2h_ours"),
+            extra_env=env,
+        )
+        if not run.ok:
+            return [f"head to head: failed ({run.problem})"]
+        for key, values in json.loads(times.read_text()).items():
+            medians[key].append(statistics.median(values))
+    empty = statistics.median(medians["empty"])
+    overhead = {key: statistics.median(medians[key]) - empty for key in HEAD_TO_HEAD}
+    lines = [
+        f"Head to head, interleaved in one process ({args.tests} tests each, median of "
+        f"{args.rounds} runs; overhead over an empty test):"
+    ]
+    for key, fixture in HEAD_TO_HEAD.items():
+        lines.append(
+            f"  {key:7s} ({fixture:14s}) {ms(overhead[key])} ms  "
+            f"x floor {overhead[key] / overhead['floor']:.2f}  "
+            f"x recipe {overhead[key] / overhead['recipe']:.2f}"
+        )
+    return lines
+
+
 def xdist_throughput(
     args: argparse.Namespace, server: Server, workdir: Path, ours: Strategy
 ) -> list[str]:
@@ -834,9 +926,10 @@ def main() -> None:
     # runs set PYTHONDONTWRITEBYTECODE), and every run would compile the plugin again.
     compileall.compile_dir(str(REPO / "pytest_sessionmaker"), quiet=1)
     server = Server(args.url)
-    keys = ["baseline", *args.only, "startup", "xdist", "profile"]
+    keys = ["baseline", *args.only, "startup", "xdist", "profile", *H2H_DATABASES]
     names = [name for key in keys for name in database_names(key)]
-    server.reset(names, create=[f"bench_{key}" for key in args.only if key not in ("template",)])
+    create = [key for key in [*args.only, *H2H_DATABASES] if key != "template"]
+    server.reset(names, create=[f"bench_{key}" for key in create])
     workdir = Path(tempfile.mkdtemp(prefix="pytest-sessionmaker-bench-"))
     started = time.perf_counter()
     try:
@@ -844,6 +937,7 @@ def main() -> None:
         extras: list[str] = []
         ours = our_rollback_mode()
         if not args.skip_extras:
+            extras += head_to_head(args, server, workdir)
             extras += startup_overhead(args, server, workdir)
             extras += xdist_throughput(args, server, workdir, ours)
         if args.profile:

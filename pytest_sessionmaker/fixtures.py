@@ -18,6 +18,9 @@ if TYPE_CHECKING:
     from pytest_sessionmaker.rebind import SessionFactory
     from pytest_sessionmaker.run import DatabaseRun
 
+# db_setup's value while it is set up (see current_run).
+RUN_KEY = pytest.StashKey["DatabaseRun"]()
+
 
 @pytest.fixture(scope="session")
 def db_url(pytestconfig: pytest.Config) -> URL:
@@ -71,38 +74,40 @@ def db_setup(
 
         run.application_factories = tuple(db_application_sessionmakers)
         watch_application_engines(run.guard, application(pytestconfig))
+        pytestconfig.stash[RUN_KEY] = run
         yield run
+        del pytestconfig.stash[RUN_KEY]
         run.close()
         return
     pytest.fail(message, pytrace=False)
 
 
-RUN_FIXTURE = "_db_run"
+def current_run(request: pytest.FixtureRequest) -> DatabaseRun:
+    """db_setup's value, without depending on db_setup.
 
-
-@pytest.fixture(scope="session")
-def _db_run(request: pytest.FixtureRequest) -> DatabaseRun:
-    """db_setup's value, for the fixtures every test sets up.
-
-    pytest re-resolves a fixture's whole dependency tree each time it is requested, cached or
-    not; db_setup's (URL, options, the application's factories, pytestconfig) cost every test
-    more than everything else the plugin does. This fixture has none: it asks for db_setup once.
+    pytest resolves a fixture's whole dependency tree again each time it is requested, cached
+    or not, and makes a new ``request`` fixture definition on every path that reaches one:
+    through db_setup (URL, options, the application's factories, pytestconfig) that cost every
+    test more than everything else the plugin does. So the per-test fixtures ask for db_setup
+    by name, once, and find it in the config's stash afterwards.
     """
-    run: DatabaseRun = request.getfixturevalue("db_setup")
+    run = request.config.stash.get(RUN_KEY, None)
+    if run is None:
+        run = request.getfixturevalue("db_setup")
     return run
 
 
 @pytest.fixture(scope="session")
-def db_engine(_db_run: DatabaseRun) -> Engine:
+def db_engine(request: pytest.FixtureRequest) -> Engine:
     """The run's engine, created once and disposed at the end."""
-    return _db_run.engine
+    return current_run(request).engine
 
 
 TRANSACTION_FIXTURE = "_db_transaction"
 
 
 @pytest.fixture
-def _db_transaction(request: pytest.FixtureRequest, _db_run: DatabaseRun) -> Iterator[Connection]:
+def _db_transaction(request: pytest.FixtureRequest) -> Iterator[Connection]:
     """The test's connection, and the application's session factories bound to it.
 
     Rolled back after the test; in a test marked ``db_commit`` a plain connection whose commits
@@ -111,7 +116,7 @@ def _db_transaction(request: pytest.FixtureRequest, _db_run: DatabaseRun) -> Ite
     The plugin adds it to tests that use the database otherwise (db_engine, the db_commit
     marker, db_rebind_autouse).
     """
-    yield from transaction_for(request, _db_run)
+    yield from transaction_for(request, current_run(request))
 
 
 def transaction_for(request: pytest.FixtureRequest, run: DatabaseRun) -> Iterator[Connection]:
@@ -148,38 +153,42 @@ def transaction_for(request: pytest.FixtureRequest, run: DatabaseRun) -> Iterato
 
 
 @pytest.fixture
-def db_connection(_db_run: DatabaseRun, _db_transaction: Connection) -> Connection:
+def db_connection(request: pytest.FixtureRequest, _db_transaction: Connection) -> Connection:
     """A connection in a transaction that is rolled back after the test.
 
     In a test marked ``db_commit`` it is a plain connection whose commits are real; the tables
     are restored afterwards.
     """
-    if _db_run.session_bind is None and not _db_transaction.in_nested_transaction():
+    if current_run(request).session_bind is None and not _db_transaction.in_nested_transaction():
         # Requested with request.getfixturevalue after the transaction began.
         _db_transaction.begin_nested()
     return _db_transaction
 
 
 @pytest.fixture
-def db_sessionmaker(_db_run: DatabaseRun, _db_transaction: Connection) -> sessionmaker[Session]:
+def db_sessionmaker(
+    request: pytest.FixtureRequest, _db_transaction: Connection
+) -> sessionmaker[Session]:
     """The configured sessionmaker, producing sessions bound to this test's connection."""
-    _db_run.sessionmaker.configure(bind=_db_run.session_bind or _db_transaction)
-    return _db_run.sessionmaker
+    run = current_run(request)
+    run.sessionmaker.configure(bind=run.session_bind or _db_transaction)
+    return run.sessionmaker
 
 
 @pytest.fixture
-def db_session(request: pytest.FixtureRequest, _db_run: DatabaseRun) -> Iterator[Session]:
+def db_session(request: pytest.FixtureRequest) -> Iterator[Session]:
     """A session whose commits are savepoints of the test's transaction; closed afterwards.
 
     It comes from the sessionmaker db_sessionmaker returns, bound the same way. When the test
     uses no other fixture built on the test's transaction, db_session begins and ends that
     transaction itself: one fixture set-up per test instead of two.
     """
+    run = current_run(request)
     if TRANSACTION_FIXTURE in request.fixturenames:
-        yield _db_run.test_session(request.getfixturevalue(TRANSACTION_FIXTURE))
+        yield run.test_session(request.getfixturevalue(TRANSACTION_FIXTURE))
         return
-    for connection in transaction_for(request, _db_run):
-        yield _db_run.test_session(connection)
+    for connection in transaction_for(request, run):
+        yield run.test_session(connection)
 
 
 @pytest.fixture(scope="session")
@@ -194,14 +203,16 @@ def db_application_sessionmakers(pytestconfig: pytest.Config) -> Sequence[Sessio
 
 
 @pytest.fixture
-def db_rebind(_db_run: DatabaseRun, _db_transaction: Connection) -> Sequence[SessionFactory]:
+def db_rebind(
+    request: pytest.FixtureRequest, _db_transaction: Connection
+) -> Sequence[SessionFactory]:
     """The application's session factories, bound to this test's connection; restored after.
 
     In a test marked ``db_commit`` they are bound to the run's engine instead. Every test that
     uses the database gets this binding; request db_rebind from a fixture (an application's test
     client, say) that uses the database only through the application.
     """
-    return _db_run.application_factories
+    return current_run(request).application_factories
 
 
 def add_transaction_fixture(items: list[pytest.Item], config: pytest.Config) -> None:
@@ -225,7 +236,7 @@ def add_transaction_fixture(items: list[pytest.Item], config: pytest.Config) -> 
             continue
         if (
             every_test
-            or RUN_FIXTURE in names
+            or "db_engine" in names
             or "db_setup" in names
             # item.keywords holds marker names (and node names): a cheap filter first.
             or (COMMIT_MARKER in item.keywords and item.get_closest_marker(COMMIT_MARKER))

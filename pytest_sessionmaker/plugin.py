@@ -6,7 +6,6 @@ import pytest
 
 from pytest_sessionmaker.config import SETTINGS_KEY, add_options, read_settings
 from pytest_sessionmaker.fixtures import (
-    _db_run,
     _db_transaction,
     add_transaction_fixture,
     db_application_sessionmakers,
@@ -23,7 +22,6 @@ from pytest_sessionmaker.fixtures import (
 from pytest_sessionmaker.markers import COMMIT_MARKER_HELP
 
 __all__ = [
-    "_db_run",
     "_db_transaction",
     "db_application_sessionmakers",
     "db_connection",
