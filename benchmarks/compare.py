@@ -697,6 +697,8 @@ def startup_overhead(args: argparse.Namespace, server: Server, workdir: Path) ->
             {},
         ),
     }
+    if args.callgrind:
+        return callgrind_startup(directory, url, variants)
     walls: dict[str, list[float]] = {name: [] for name in variants}
     for _ in range(args.startup_reps):
         for name, (plugins, options) in variants.items():
@@ -804,6 +806,47 @@ def head_to_head(args: argparse.Namespace, server: Server, workdir: Path) -> lis
     return lines
 
 
+def callgrind_startup(
+    directory: Path, url: str, variants: dict[str, tuple[list[str], dict[str, bool]]]
+) -> list[str]:
+    """The start-up variants once each under valgrind's callgrind: instructions, not seconds.
+
+    A shared machine's speed drifts by more than the plugin's start-up costs; the count of
+    instructions executed does not, so it shows a difference of a few milliseconds.
+    """
+    if shutil.which("valgrind") is None:
+        return ["start-up (callgrind): valgrind is not installed"]
+    counts: dict[str, int] = {}
+    wall = 0.0
+    for name, (plugins, options) in variants.items():
+        command = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]
+        command += [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+        for plugin in plugins:
+            command += ["-p", plugin]
+        env = clean_env(directory, url if options else None, {})
+        result = subprocess.run(
+            [*command, str(directory)], cwd=directory, env=env, capture_output=True, text=True
+        )
+        found = [line for line in result.stderr.splitlines() if "Collected :" in line]
+        if result.returncode != 0 or not found:
+            return [f"start-up (callgrind): {name} failed"]
+        counts[name] = int(found[-1].split(":")[-1])
+        if not plugins:
+            start = time.perf_counter()
+            run_pytest(directory, [], None)
+            wall = time.perf_counter() - start
+    base = counts["plain pytest"]
+    lines = [
+        "Start-up, 1000 tests using no database, in instructions (callgrind); ms estimated "
+        f"from plain pytest's {wall:.3f} s wall time:"
+    ]
+    for name, count in counts.items():
+        extra = count / base - 1
+        estimate = "" if count == base else f"  (+{extra:.2%}, about +{extra * wall * 1000:.0f} ms)"
+        lines.append(f"  {name:32s} {count / 1e9:.3f} G{estimate}")
+    return lines
+
+
 def xdist_throughput(
     args: argparse.Namespace, server: Server, workdir: Path, ours: Strategy
 ) -> list[str]:
@@ -906,6 +949,12 @@ def parse_args() -> argparse.Namespace:
         "--startup-reps", type=int, default=15, help="runs per variant for start-up (default 15)"
     )
     parser.add_argument("--skip-extras", action="store_true", help="no start-up or xdist runs")
+    parser.add_argument(
+        "--callgrind",
+        action="store_true",
+        help="measure start-up in instructions under valgrind (slow, but immune to a busy "
+        "machine) instead of wall time",
+    )
     parser.add_argument("--profile", action="store_true", help="also profile our rollback mode")
     parser.add_argument(
         "--venv", default=str(DEFAULT_VENV), help=f"benchmark virtualenv (default {DEFAULT_VENV})"
