@@ -185,6 +185,24 @@ def test_clean_tests_keep_one_connection_and_a_changed_one_is_replaced(
     project.run("-p", "no:randomly").assert_outcomes(passed=4)
 
 
+def test_clean_db_session_tests_keep_one_connection(project: Project) -> None:
+    project.write_tests(
+        """
+        seen = []
+
+        def test_first(db_session):
+            seen.append(db_session.connection())
+
+        def test_second(db_session, db_engine):
+            assert db_session.connection() is seen[0]
+            # Not db_engine's: the kept connection's engine has no event listeners.
+            assert db_session.connection().engine is not db_engine
+            assert db_session.connection().engine.url == db_engine.url
+        """
+    )
+    project.run("-p", "no:randomly").assert_outcomes(passed=2)
+
+
 def test_a_test_using_only_db_engine_is_guarded(project: Project) -> None:
     project.write_tests(
         """
