@@ -125,7 +125,7 @@ def transaction_for(request: pytest.FixtureRequest, run: DatabaseRun) -> Iterato
     from pytest_sessionmaker.rebind import bound_to
 
     if run.test_connection is not None:
-        # Begun by db_session, which ends it: a fixture requested later in the test shares it.
+        # Begun by the other of db_session / _db_transaction, which ends it.
         yield run.test_connection
         return
     options = commit_marker_options(request.node)
@@ -179,14 +179,11 @@ def db_sessionmaker(
 def db_session(request: pytest.FixtureRequest) -> Iterator[Session]:
     """A session whose commits are savepoints of the test's transaction; closed afterwards.
 
-    It comes from the sessionmaker db_sessionmaker returns, bound the same way. When the test
-    uses no other fixture built on the test's transaction, db_session begins and ends that
-    transaction itself: one fixture set-up per test instead of two.
+    It comes from the sessionmaker db_sessionmaker returns, bound the same way. It does not
+    request _db_transaction (one fixture set-up per test instead of two): whichever of the two
+    is set up first begins the test's transaction, and the other shares it.
     """
     run = current_run(request)
-    if TRANSACTION_FIXTURE in request.fixturenames:
-        yield run.test_session(request.getfixturevalue(TRANSACTION_FIXTURE))
-        return
     for connection in transaction_for(request, run):
         yield run.test_session(connection)
 

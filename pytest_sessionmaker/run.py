@@ -179,35 +179,39 @@ class DatabaseRun:
         self._sessions.append(session)
         return session
 
-    def _close_sessions(self) -> None:
+    def _take_sessions(self) -> list[Session]:
         sessions, self._sessions = self._sessions, []
-        for session in sessions:
-            session.close()
+        return sessions
+
+    def _restore(self, restorer: TableRestorer) -> list[str]:
+        """Put back the tables written since the baseline; the restore's own commits are no
+        seed data."""
+        written = restorer.restore()
+        self.guard.committed_between_tests = False
+        return written
 
     def end_commit_test(self, connection: Connection) -> str | None:
         self.test_connection = None
         try:
             # Closed first: a session left in a transaction would hold locks the restore needs.
-            self._close_sessions()
+            for session in self._take_sessions():
+                session.close()
             if connection.in_transaction():
                 connection.rollback()
         finally:
             connection.close()
         if self.restorer is not None:
-            self.restorer.restore()
-            self.guard.committed_between_tests = False
+            self._restore(self.restorer)
         return None
 
     def end_test(self, connection: Connection) -> str | None:
         """Roll the test back; describe any breach (after repairing it where possible)."""
         self.test_connection = None
-        sessions, self._sessions = self._sessions, []
-        breaches, unwatched_end = self.rolled_back.end(connection, sessions)
+        breaches, unwatched_end = self.rolled_back.end(connection, self._take_sessions())
         if unwatched_end and not breaches and self.restorer is not None:
             # Committed or rolled back? Only rows left in the change log tell. (Without a
             # restorer the plugin cannot tell, and says nothing.)
-            written = self.restorer.restore()
-            self.guard.committed_between_tests = False
+            written = self._restore(self.restorer)
             if not written:
                 return None
             breach = (
@@ -219,8 +223,7 @@ class DatabaseRun:
             return None
         restored = self.restorer is not None
         if self.restorer is not None:
-            self.restorer.restore()
-            self.guard.committed_between_tests = False
+            self._restore(self.restorer)
         return hide_secrets(describe_breaches(breaches, restored), self.url)
 
 
