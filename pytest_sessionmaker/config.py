@@ -149,17 +149,15 @@ def _resolve_url(config: pytest.Config) -> tuple[str | None, str | None]:
 
 
 # SQLAlchemy's URL grammar (sqlalchemy.engine.url): everything after "name://" is optional.
-URL_GRAMMAR = re.compile(
-    r"""
+# Patterns, not compiled ones: compiling costs every run at import, URL or not (re caches them).
+URL_GRAMMAR = r"""
     (?P<drivername>[\w+]+)://
     (?:[^:/]*(?::[^@]*)?@)?
     (?:(?:\[[^/?]+\]|[^/:?]+)?(?::(?P<port>[^/?]*))?)?
-    """,
-    re.VERBOSE,
-)
+    """
 # Dialect names SQLAlchemy serves from another dialect's package.
 DIALECT_PACKAGES = {"mariadb": "mysql"}
-DRIVER_MODULE = re.compile(rb"^dialect\s*=", re.MULTILINE)
+DRIVER_MODULE = rb"^dialect\s*="
 
 
 def validate_url(url: str, source: str) -> None:
@@ -174,7 +172,7 @@ def validate_url(url: str, source: str) -> None:
     """
     if not url.strip():
         raise pytest.UsageError(f"The database URL from {source} is empty.")
-    match = URL_GRAMMAR.match(url)
+    match = re.match(URL_GRAMMAR, url, re.VERBOSE)
     if match is None:
         raise pytest.UsageError(
             f"The database URL from {source} is not a valid SQLAlchemy URL; expected "
@@ -209,7 +207,9 @@ def _ships_with_sqlalchemy(drivername: str) -> bool:
         return True
     # A driver's module ends by naming its dialect class ``dialect``; helper modules do not.
     module = package / f"{driver}.py"
-    return module.is_file() and DRIVER_MODULE.search(module.read_bytes()) is not None
+    return (
+        module.is_file() and re.search(DRIVER_MODULE, module.read_bytes(), re.MULTILINE) is not None
+    )
 
 
 def _resolve_dialect(drivername: str, source: str) -> None:
