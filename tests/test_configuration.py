@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from conftest import Project
+    from helpers import Project
 
 USES_DB = """
 def test_uses_db(db_session):

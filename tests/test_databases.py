@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import create_engine, make_url
 from sqlalchemy.pool import NullPool
 
-from conftest import MODELS, Backend, Project
+from helpers import MODELS, Backend, Project
 
 COUNTING_TESTS = """
 import pytest

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pytest
 
-    from conftest import Backend
+    from helpers import Backend
 
 
 def test_the_flask_example_passes_without_touching_the_applications_database(

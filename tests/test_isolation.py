@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from conftest import Project
+    from helpers import Project
 
 
 def test_a_commit_is_invisible_to_the_next_test_in_either_order(project: Project) -> None:

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import create_engine
 from sqlalchemy.orm import scoped_session, sessionmaker
 
-from conftest import MODELS, Project
+from helpers import MODELS, Project
 from pytest_sessionmaker.rebind import bound_to
 
 if TYPE_CHECKING:

@@ -1,0 +1,125 @@
+"""Real database servers for the plugin's own tests, and a small user project to run them on."""
+
+from __future__ import annotations
+
+import socket
+import textwrap
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from sqlalchemy import create_engine, make_url, text
+from sqlalchemy.pool import NullPool
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    import pytest
+
+MODELS = """
+from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(50), unique=True)
+
+
+class Post(Base):
+    __tablename__ = "posts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    title: Mapped[str] = mapped_column(String(100))
+"""
+
+
+def reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+@dataclass
+class Backend:
+    """One database backend: where the inner runs' URL points, and a way to look at it."""
+
+    name: str
+    url: str
+
+    def server_databases(self) -> set[str]:
+        parsed = make_url(self.url)
+        if self.name == "sqlite":
+            assert parsed.database
+            from pathlib import Path
+
+            folder = Path(parsed.database).parent
+            return {path.name for path in folder.glob("*.db")}
+        admin = parsed.set(database="postgres" if self.name == "postgresql" else "mysql")
+        engine = create_engine(admin, poolclass=NullPool)
+        query = (
+            "SELECT datname FROM pg_database"
+            if self.name == "postgresql"
+            else "SELECT schema_name FROM information_schema.schemata"
+        )
+        try:
+            with engine.connect() as connection:
+                return set(connection.execute(text(query)).scalars())
+        finally:
+            engine.dispose()
+
+    def admin_execute(self, statement: str) -> None:
+        """Run one statement on the server outside any database of the test (autocommit)."""
+        parsed = make_url(self.url)
+        admin = parsed.set(database="postgres" if self.name == "postgresql" else "mysql")
+        engine = create_engine(admin, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+        try:
+            with engine.connect() as connection:
+                connection.exec_driver_sql(statement)
+        finally:
+            engine.dispose()
+
+    @contextmanager
+    def existing_database(self) -> Iterator[str]:
+        """The URL's database, made to exist for the test as a user's own database would."""
+        name = make_url(self.url).database
+        if self.name == "sqlite":
+            import sqlite3
+
+            sqlite3.connect(str(name)).close()
+        else:
+            self.admin_execute(f"CREATE DATABASE {name}")
+        try:
+            yield self.url
+        finally:
+            if self.name != "sqlite":
+                self.admin_execute(f"DROP DATABASE {name}")
+
+
+@dataclass
+class Project:
+    """A user's project: models, ini file and test files, run with pytester."""
+
+    pytester: pytest.Pytester
+    backend: Backend
+
+    def write_ini(self, **extra: str) -> None:
+        options = {"db_url": self.backend.url, "db_metadata": "models:Base", **extra}
+        lines = "\n".join(f"{key} = {value}" for key, value in options.items())
+        self.pytester.makeini(f"[pytest]\n{lines}\n")
+
+    def write_tests(self, source: str, name: str = "test_app") -> None:
+        self.pytester.makepyfile(**{name: textwrap.dedent(source)})
+
+    def run(self, *args: str) -> pytest.RunResult:
+        return self.pytester.runpytest(*args)
+
+    def run_subprocess(self, *args: str) -> pytest.RunResult:
+        return self.pytester.runpytest_subprocess(*args)
