@@ -14,20 +14,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import URL, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
 from pytest_sessionmaker.config import SETTINGS_KEY
-from pytest_sessionmaker.engines import engine_or_plain_error, is_memory_sqlite
-from pytest_sessionmaker.errors import DatabaseUnavailable, connect_error_message, hide_secrets
+from pytest_sessionmaker.dialects import support_for_url
+from pytest_sessionmaker.dialects.sqlite import is_memory_database
+from pytest_sessionmaker.engines import engine_or_plain_error
+from pytest_sessionmaker.errors import DatabaseUnavailable, connect_error_message, shown_url
 from pytest_sessionmaker.run import DatabaseRun
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
     import pytest
-    from sqlalchemy import Connection
+    from sqlalchemy import URL, Connection
 
 OWNER_TABLE = "pytest_sessionmaker_database"
 ATTEMPTS = 10
@@ -42,7 +43,8 @@ def open_run(
 ) -> DatabaseRun:
     """The run's database, in a test database of its own unless told to use the URL's."""
     settings = config.stash[SETTINGS_KEY]
-    if settings.database_mode == "as_given" or is_memory_sqlite(url):
+    memory = url.get_backend_name() == "sqlite" and is_memory_database(url)
+    if settings.database_mode == "as_given" or memory:
         run = DatabaseRun(settings, url, engine_options, session_options, owns_database=False)
         run.prepare()
         return run
@@ -71,24 +73,16 @@ class ServerTestDatabase:
 
     def __init__(self, url: URL, worker: str | None) -> None:
         self.server_url = url
-        self.dialect = url.get_backend_name()
+        self.support = support_for_url(url)
         self.base = url.database or url.username or "postgres"
         self.worker = worker
         self.url = url
+        self.name = ""
         self._lock: Connection | None = None
 
-    def _admin_engine_url(self) -> URL:
-        if self.dialect == "postgresql":
-            return self.server_url.set(database=self.server_url.database or "postgres")
-        # URL.set() ignores None, so build the URL without a database from its parts.
-        url = self.server_url
-        return URL.create(
-            url.drivername, url.username, url.password, url.host, url.port, None, url.query
-        )
-
     def _connect_admin(self) -> Connection:
-        candidates = [self._admin_engine_url()]
-        if self.dialect == "postgresql":
+        candidates = [self.support.admin_url(self.server_url)]
+        if self.support.name == "postgresql":
             candidates.append(self.server_url.set(database="postgres"))
         failure: BaseException | None = None
         for candidate in candidates:
@@ -100,29 +94,11 @@ class ServerTestDatabase:
             except Exception as exc:
                 failure = exc
         assert failure is not None
-        raise DatabaseUnavailable(connect_error_message(self.server_url, failure)) from None
+        raise DatabaseUnavailable(connect_error_message(self.server_url, failure)) from failure
 
-    def _try_lock(self, admin: Connection, name: str) -> bool:
-        key = f"pytest_sessionmaker:{name}"
-        if self.dialect == "postgresql":
-            query = "SELECT pg_try_advisory_lock(hashtext(:key))"
-        else:
-            query = "SELECT GET_LOCK(:key, 0)"
-        return bool(admin.execute(text(query), {"key": key[:64]}).scalar())
-
-    def _unlock(self, admin: Connection, name: str) -> None:
-        key = f"pytest_sessionmaker:{name}"
-        if self.dialect == "postgresql":
-            admin.execute(text("SELECT pg_advisory_unlock(hashtext(:key))"), {"key": key[:64]})
-        else:
-            admin.execute(text("SELECT RELEASE_LOCK(:key)"), {"key": key[:64]})
-
-    def _exists(self, admin: Connection, name: str) -> bool:
-        if self.dialect == "postgresql":
-            query = "SELECT 1 FROM pg_database WHERE datname = :name"
-        else:
-            query = "SELECT 1 FROM information_schema.schemata WHERE schema_name = :name"
-        return admin.execute(text(query), {"name": name}).first() is not None
+    @staticmethod
+    def _lock_key(name: str) -> str:
+        return f"pytest_sessionmaker:{name}"
 
     def _is_ours(self, name: str) -> bool:
         engine = engine_or_plain_error(self.server_url.set(database=name), poolclass=NullPool)
@@ -134,22 +110,15 @@ class ServerTestDatabase:
         finally:
             engine.dispose()
 
-    def _quote(self, admin: Connection, name: str) -> str:
-        return admin.dialect.identifier_preparer.quote_identifier(name)
-
     def _create(self, admin: Connection, name: str) -> None:
         try:
-            admin.exec_driver_sql(f"CREATE DATABASE {self._quote(admin, name)}")
+            self.support.create_database(admin, name)
         except DBAPIError as exc:
             reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
             raise DatabaseUnavailable(
-                hide_secrets(
-                    f"Cannot create the test database {name!r} on "
-                    f"{self.server_url.render_as_string(hide_password=True)}: {reason}. Grant "
-                    f"the user the right to create databases, or {OPT_OUT}.",
-                    self.server_url,
-                )
-            ) from None
+                f"Cannot create the test database {name!r} on {shown_url(self.server_url)}: "
+                f"{reason}. Grant the user the right to create databases, or {OPT_OUT}."
+            ) from exc
         engine = engine_or_plain_error(self.server_url.set(database=name), poolclass=NullPool)
         try:
             with engine.begin() as connection:
@@ -162,27 +131,23 @@ class ServerTestDatabase:
         finally:
             engine.dispose()
 
-    def _drop(self, admin: Connection, name: str) -> None:
-        force = " WITH (FORCE)" if self.dialect == "postgresql" else ""
-        admin.exec_driver_sql(f"DROP DATABASE IF EXISTS {self._quote(admin, name)}{force}")
-
     def claim(self, reuse: bool) -> None:
         admin = self._connect_admin()
         try:
             for name in test_database_names(self.base, self.worker):
-                if not self._try_lock(admin, name):
+                if not self.support.try_lock(admin, self._lock_key(name)):
                     continue  # a live run is using it
-                if self._exists(admin, name):
+                if self.support.database_exists(admin, name):
                     if not self._is_ours(name):
-                        self._unlock(admin, name)
+                        self.support.unlock(admin, self._lock_key(name))
                         raise DatabaseUnavailable(
                             f"A database named {name!r} already exists on "
-                            f"{self.server_url.render_as_string(hide_password=True)} and was "
-                            "not created by pytest-sessionmaker, so it will not be touched. "
-                            f"Rename or drop it yourself, or {OPT_OUT}."
+                            f"{shown_url(self.server_url)} and was not created by "
+                            "pytest-sessionmaker, so it will not be touched. Rename or drop it "
+                            f"yourself, or {OPT_OUT}."
                         )
                     if not reuse:
-                        self._drop(admin, name)
+                        self.support.drop_database(admin, name)
                         self._create(admin, name)
                 else:
                     self._create(admin, name)
@@ -203,7 +168,7 @@ class ServerTestDatabase:
             return
         try:
             if drop:
-                self._drop(self._lock, self.name)
+                self.support.drop_database(self._lock, self.name)
         finally:
             self._lock.close()
             self._lock = None
@@ -295,15 +260,15 @@ class SQLiteTestDatabase:
 def claim_test_database(
     url: URL, worker: str | None, *, reuse: bool
 ) -> ServerTestDatabase | SQLiteTestDatabase:
-    backend = url.get_backend_name()
     database: ServerTestDatabase | SQLiteTestDatabase
-    if backend == "sqlite":
+    if url.get_backend_name() == "sqlite":
         database = SQLiteTestDatabase(url, worker)
-    elif backend in ("postgresql", "mysql", "mariadb"):
+    elif support_for_url(url).can_create_databases():
         database = ServerTestDatabase(url, worker)
     else:
         raise DatabaseUnavailable(
-            f"pytest-sessionmaker cannot create test databases on {backend}; {OPT_OUT}."
+            f"pytest-sessionmaker cannot create test databases on {url.get_backend_name()}; "
+            f"{OPT_OUT}."
         )
     database.claim(reuse)
     return database

@@ -1,7 +1,8 @@
-"""The plugin's exceptions, and the wording of database errors (never with a password)."""
+"""The plugin's exceptions, and the one scrubber every message goes through (no passwords)."""
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -10,6 +11,10 @@ if TYPE_CHECKING:
 
 class SessionmakerError(Exception):
     """Base class of every error raised by pytest-sessionmaker."""
+
+
+class ConfigurationError(SessionmakerError):
+    """A setting, fixture override or marker is wrong; the message says what to change."""
 
 
 class DatabaseUnavailable(SessionmakerError):
@@ -24,26 +29,56 @@ class IsolationBreach(SessionmakerError):
     """A test made work permanent behind the plugin's back."""
 
 
-def hide_secrets(message: str, url: URL) -> str:
+# Query parameters and conninfo keys that carry secrets (libpq, PyMySQL, SQLAlchemy's URL).
+SECRET_KEYS = ("password", "passwd", "pwd", "sslpassword", "sslkey_password", "secret", "token")
+_SECRET_ASSIGNMENT = re.compile(
+    r"""(?P<key>\b(?:{keys})\s*[=:]\s*)(?P<quote>['"]?)(?P<value>[^'"\s&;,)]*)""".format(
+        keys="|".join(SECRET_KEYS)
+    ),
+    re.IGNORECASE,
+)
+_URL_PASSWORD = re.compile(r"(?P<head>[\w+.-]+://[^:/@\s]*:)(?P<password>[^@\s]*)(?=@)")
+
+# Secret values seen in URLs this process was given, so that a driver's message quoting one
+# without its key is scrubbed as well. Process-wide on purpose: a secret stays one.
+_known_secrets: set[str] = set()
+
+
+def remember_secrets(url: URL) -> None:
+    """Note the URL's password and secret query parameters for ``scrub``."""
     if url.password:
-        message = message.replace(str(url.password), "***")
+        _known_secrets.add(str(url.password))
+    for key, value in url.query.items():
+        if key.lower() in SECRET_KEYS:
+            values = value if isinstance(value, tuple) else (value,)
+            _known_secrets.update(str(each) for each in values if each)
+
+
+def scrub(message: str) -> str:
+    """``message`` without passwords: in URLs, in key=value pairs, and any remembered one."""
+    message = _URL_PASSWORD.sub(r"\g<head>***", message)
+    message = _SECRET_ASSIGNMENT.sub(r"\g<key>\g<quote>***", message)
+    for secret in sorted(_known_secrets, key=len, reverse=True):
+        if len(secret) >= 3:
+            message = message.replace(secret, "***")
     return message
+
+
+def shown_url(url: URL) -> str:
+    """A URL as messages show it: password and secret query parameters hidden."""
+    remember_secrets(url)
+    return scrub(url.render_as_string(hide_password=True))
 
 
 def connect_error_message(url: URL, exc: BaseException) -> str:
     """One plain sentence about a connection failure, with the password hidden."""
-    shown = url.render_as_string(hide_password=True)
+    from pytest_sessionmaker.advice import driver_advice, failure_advice
+
     if isinstance(exc, ImportError):
-        return (
-            f"The database driver for {url.drivername!r} is not installed ({exc}). Install it "
-            "(for MySQL/MariaDB: pip install 'pytest-sessionmaker[mysql]') or choose another "
-            "URL with --db-url."
-        )
+        return scrub(driver_advice(url, exc))
     reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
     detail = reason[0] if reason else type(exc).__name__
-    return hide_secrets(
-        f"Cannot connect to the test database {shown}: {detail}. Check that the server is "
-        "running, or choose another database with --db-url, $PYTEST_DB_URL or the db_url ini "
-        "key (e.g. --db-url sqlite://).",
-        url,
+    return scrub(
+        f"Cannot connect to the test database {shown_url(url)}: {detail}. "
+        f"{failure_advice(url, detail)}"
     )

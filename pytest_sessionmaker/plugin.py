@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 
 from pytest_sessionmaker.config import SETTINGS_KEY, add_options, read_settings
 from pytest_sessionmaker.fixtures import (
+    BEGIN_FAILURE_KEY,
+    DATABASE_ITEM_KEY,
+    OWN_FIXTURES,
+    RUN_KEY,
+    TRANSACTION_KEY,
     _db_transaction,
-    add_transaction_fixture,
+    begin_before_fixtures,
     db_application_sessionmakers,
     db_connection,
     db_engine,
@@ -18,8 +25,12 @@ from pytest_sessionmaker.fixtures import (
     db_sessionmaker,
     db_setup,
     db_url,
+    mark_database_items,
 )
 from pytest_sessionmaker.markers import COMMIT_MARKER_HELP
+
+if TYPE_CHECKING:
+    from collections.abc import Generator
 
 __all__ = [
     "_db_transaction",
@@ -56,7 +67,47 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    add_transaction_fixture(items, config)
+    mark_database_items(items, config)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_fixture_setup(
+    fixturedef: pytest.FixtureDef[object], request: pytest.FixtureRequest
+) -> Generator[None, object, object]:
+    """Begin a database test's transaction before its first function-scoped fixture, and take
+    what wider-scoped fixtures commit as the baseline.
+
+    Both keep one rule: only commits made outside any test's function-scoped set-up, call and
+    teardown (session-, package-, module- and class-scoped fixtures) become seed data; the rest
+    is the test's, reported as an escape of that test.
+    """
+    if fixturedef.scope == "function":
+        item = request.node
+        if (
+            item.stash.get(DATABASE_ITEM_KEY, False)
+            and TRANSACTION_KEY not in item.stash
+            and BEGIN_FAILURE_KEY not in item.stash
+        ):
+            begin_before_fixtures(request)
+        return (yield)
+    result = yield
+    _accept_baseline(fixturedef, request.config)
+    return result
+
+
+def pytest_fixture_post_finalizer(
+    fixturedef: pytest.FixtureDef[object], request: pytest.FixtureRequest
+) -> None:
+    if fixturedef.scope != "function":
+        _accept_baseline(fixturedef, request.config)
+
+
+def _accept_baseline(fixturedef: pytest.FixtureDef[object], config: pytest.Config) -> None:
+    if fixturedef.argname in OWN_FIXTURES:
+        return
+    run = config.stash.get(RUN_KEY, None)
+    if run is not None:
+        run.accept_baseline()
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

@@ -20,17 +20,17 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import pytest
 
 from pytest_sessionmaker.config import SETTINGS_KEY
+from pytest_sessionmaker.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
     from types import TracebackType
     from typing import TypeAlias
 
-    from sqlalchemy import Connection, Engine
+    from sqlalchemy import URL, Connection, Engine
     from sqlalchemy.orm import scoped_session, sessionmaker
 
     from pytest_sessionmaker.config import Settings
-    from pytest_sessionmaker.isolation import BreachGuard
 
     SessionFactory: TypeAlias = "sessionmaker[Any] | scoped_session[Any]"
 
@@ -94,32 +94,30 @@ def _import(path: str, key: str) -> object:
 
     try:
         return import_object(path, key)
-    except ValueError as exc:
-        if str(exc).startswith(f"{key} = "):
-            raise
-        failure: Exception = exc
+    except ConfigurationError:
+        raise
     except Exception as exc:
-        failure = exc
-    raise ValueError(
-        f"{key} = {path!r}: importing it raised {type(failure).__name__}: {failure}"
-    ) from None
+        raise ConfigurationError(
+            f"{key} = {path!r}: importing it raised {type(exc).__name__}: {exc}"
+        ) from exc
 
 
 def load_application(settings: Settings) -> Application:
-    """Import the objects named by db_sessionmakers and db_engines; ValueError naming the key."""
+    """Import the objects named by db_sessionmakers and db_engines; ConfigurationError naming
+    the key."""
     factories: list[SessionFactory] = []
     for path in settings.sessionmaker_paths:
         obj = _import(path, SESSIONMAKERS_KEY)
         problem = session_factory_problem(obj)
         if problem is not None:
-            raise ValueError(f"{SESSIONMAKERS_KEY} = {path!r} {problem}.")
+            raise ConfigurationError(f"{SESSIONMAKERS_KEY} = {path!r} {problem}.")
         if not any(obj is known for known in factories):
             factories.append(obj)  # type: ignore[arg-type]  # checked just above
     engines: list[tuple[str, Engine]] = []
     for path in settings.engine_paths:
         engine = _as_engine(_import(path, ENGINES_KEY))
         if engine is None:
-            raise ValueError(f"{ENGINES_KEY} = {path!r} is not an Engine.")
+            raise ConfigurationError(f"{ENGINES_KEY} = {path!r} is not an Engine.")
         if not any(engine is known for _, known in engines):
             engines.append((f"{ENGINES_KEY} {path}", engine))
     return Application(tuple(factories), tuple(engines))
@@ -139,8 +137,8 @@ def configure_application(config: pytest.Config) -> None:
     """At start-up, when a key names some: import the application's objects."""
     try:
         config.stash[APPLICATION_KEY] = load_application(config.stash[SETTINGS_KEY])
-    except ValueError as exc:
-        raise pytest.UsageError(str(exc)) from None
+    except ConfigurationError as exc:
+        raise pytest.UsageError(str(exc)) from exc
 
 
 def application(config: pytest.Config) -> Application:
@@ -148,10 +146,41 @@ def application(config: pytest.Config) -> Application:
     return config.stash.get(APPLICATION_KEY, Application())
 
 
-def watch_application_engines(guard: BreachGuard, application: Application) -> None:
-    """Commits through the application's own engines during a rolled-back test are breaches."""
-    for name, engine in application.engines:
-        guard.watch_engine(engine, name)
+def same_database(first: URL, second: URL) -> bool:
+    """Whether two URLs reach the same database (drivers and passwords aside)."""
+    if first.get_backend_name() != second.get_backend_name():
+        return False
+    if first.get_backend_name() == "sqlite":
+        from pathlib import Path
+
+        def where(url: URL) -> str:
+            database = str(url.database or "")
+            if "mode=memory" in database or database in ("", ":memory:"):
+                return database
+            return str(Path(database.removeprefix("file:").split("?")[0]).resolve())
+
+        return where(first) == where(second)
+    return (first.host, first.port, first.database) == (second.host, second.port, second.database)
+
+
+def refuse_engines_elsewhere(engines: tuple[tuple[str, Engine], ...], test_url: URL) -> None:
+    """Stop before anything is written when an application engine points at another database.
+
+    A commit through such an engine lands in that database, where the plugin can neither see
+    it nor undo it.
+    """
+    from pytest_sessionmaker.errors import shown_url
+
+    for name, engine in engines:
+        if not same_database(engine.url, test_url):
+            raise ConfigurationError(
+                f"The application engine {name} points at {shown_url(engine.url)}, not at the "
+                f"test database {shown_url(test_url)}: whatever it commits would stay there. "
+                "Point the application at the test database before the tests run (build it "
+                "from the db_engine or db_url fixture in a session-scoped fixture, or set the "
+                "environment variable the application reads its URL from), or leave the engine "
+                "out of db_engines and bind only its session factories (db_sessionmakers)."
+            )
 
 
 class bound_to:

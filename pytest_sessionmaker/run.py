@@ -1,28 +1,34 @@
-"""The run's database: engine, tables, breach guard and restorer, prepared once per process."""
+"""The run's database: engine, tables, change log and baseline, prepared once per process.
+
+Everything here lives for the whole run (or xdist worker). What belongs to one test lives on
+that test's :class:`~pytest_sessionmaker.transaction.TestTransaction`; the run only lends it a
+connection, keeps that connection between tests that leave nothing on it, and restores the
+baseline after a test that committed.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy import event
 
-from pytest_sessionmaker.commit import TableRestorer
+from pytest_sessionmaker.dialects import TestEnding, support_for_url
+from pytest_sessionmaker.dialects.base import ending
 from pytest_sessionmaker.engines import create_test_engine
 from pytest_sessionmaker.errors import (
+    ConfigurationError,
     DatabaseUnavailable,
-    SchemaConflict,
     SessionmakerError,
     connect_error_message,
-    hide_secrets,
 )
-from pytest_sessionmaker.isolation import BreachGuard, RolledBackTest, describe_breaches
+from pytest_sessionmaker.restore import TableRestorer
 from pytest_sessionmaker.schema import Schema, load_metadata
+from pytest_sessionmaker.transaction import TestTransaction
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
     from sqlalchemy import URL, Connection, Engine
-    from sqlalchemy.orm import Session
 
     from pytest_sessionmaker.config import Settings
     from pytest_sessionmaker.markers import CommitOptions
@@ -38,7 +44,7 @@ REFUSED_SESSION_OPTIONS = {
 def refuse_unsafe_session_options(options: Mapping[str, Any]) -> None:
     for key, reason in REFUSED_SESSION_OPTIONS.items():
         if key in options:
-            raise ValueError(
+            raise ConfigurationError(
                 f"db_session_options may not set {key!r}: {reason}. Remove it; for real commits "
                 "mark the test with @pytest.mark.db_commit."
             )
@@ -72,34 +78,32 @@ class DatabaseRun:
         self.settings = settings
         self.url = url
         self.owns_database = owns_database
-        self.engine: Engine = create_test_engine(url, engine_options)
-        self.guard = BreachGuard()
-        self.guard.watch_engine(self.engine, "db_engine")
-        # The same database through an engine without listeners (see RolledBackTest). A
-        # rewritten in-memory SQLite URL names the same shared database.
-        self.quiet_engine: Engine = create_test_engine(self.engine.url, engine_options)
-        self.rolled_back = RolledBackTest(self.engine, self.quiet_engine, self.guard)
-        self.sessionmaker: sessionmaker[Session] = sessionmaker(
-            join_transaction_mode="create_savepoint", **session_options
-        )
+        self.support = support_for_url(url)
+        # A copy: a test that mutates the fixture's dict cannot change later tests' sessions.
+        self._session_options = dict(session_options)
+        self.engine: Engine = create_test_engine(url, engine_options, self.support)
         self.schema: Schema | None = None
         self.restorer: TableRestorer | None = None
         self.reused_schema = False
-        # What db_sessionmaker binds to: None for the test's connection, the engine in
-        # db_commit tests.
-        self.session_bind: Engine | None = None
-        # db_session's session, closed by end_test / end_commit_test.
-        self._sessions: list[Session] = []
-        # The current test's connection, between begin_test / begin_commit_test and the end.
-        self.test_connection: Connection | None = None
         # The application's session factories, bound to each test's connection.
         self.application_factories: tuple[SessionFactory, ...] = ()
+        # The test now using the database in this process, if any.
+        self.active: TestTransaction | None = None
+        # The connection kept between tests that leave nothing on it (see take_connection).
+        self._idle: Connection | None = None
+        self._commit_watch: CommitWatch | None = None
         self._keeper: Any = None
         self._on_close: list[Callable[[], None]] = []
+
+    @property
+    def has_change_log(self) -> bool:
+        return self.restorer is not None
 
     def on_close(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` after the engine is disposed (e.g. to drop the test database)."""
         self._on_close.append(callback)
+
+    # -- the run's life ---------------------------------------------------------------------
 
     def prepare(self) -> None:
         """Connect once, create the tables and the change log; raise DatabaseUnavailable."""
@@ -107,24 +111,28 @@ class DatabaseRun:
             with self.engine.connect():
                 pass
         except Exception as exc:
-            raise DatabaseUnavailable(connect_error_message(self.url, exc)) from None
+            raise DatabaseUnavailable(connect_error_message(self.url, exc)) from exc
         self._keeper = keep_memory_database_alive(self.engine)
-        if not self.settings.metadata_paths:
-            return
-        self.schema = Schema(load_metadata(self.settings.metadata_paths))
-        if self.settings.schema_mode == "create":
-            self.reused_schema = self.schema.create(self.engine, reuse=self.settings.reuse_database)
-        owns_tables = self.settings.schema_mode == "create" or self.owns_database
-        if owns_tables and TableRestorer.supports(self.engine):
-            self.restorer = TableRestorer(self.engine, self.schema.tables)
-            self.restorer.install()
-        self.guard.committed_between_tests = False
+        if self.settings.metadata_paths:
+            self.schema = Schema(load_metadata(self.settings.metadata_paths))
+            if self.settings.schema_mode == "create":
+                self.reused_schema = self.schema.create(
+                    self.engine, reuse=self.settings.reuse_database
+                )
+            owns_tables = self.settings.schema_mode == "create" or self.owns_database
+            if owns_tables and self.support.has_change_log:
+                self.restorer = TableRestorer(self.engine, self.support, self.schema.tables)
+                self.restorer.install()
+        if self.restorer is None:
+            # Without a change log, only commits made through db_engine's connections are
+            # seen: a listener is the one way left, and its cost is that mode's price.
+            self._commit_watch = CommitWatch(self)
 
     def close(self) -> None:
         """Remove what the run created (unless the database is kept for reuse)."""
         keep = self.settings.reuse_database and self.owns_database
         try:
-            self.rolled_back.release()
+            self._release_idle()
             if self.restorer is not None:
                 self.restorer.uninstall()
             if self.schema is not None and not keep:
@@ -132,99 +140,135 @@ class DatabaseRun:
         finally:
             if self._keeper is not None:
                 self._keeper.close()
-            self.quiet_engine.dispose()
             self.engine.dispose()
             for callback in self._on_close:
                 callback()
 
-    def _accept_commits_between_tests(self) -> None:
-        """Rows committed between tests (seed fixtures) become part of the baseline."""
-        if self.restorer is not None and self.guard.committed_between_tests:
-            # The restorer works on connections of its own: the kept one goes back first, so a
-            # pool of one connection does not wait for itself.
-            self.rolled_back.release()
-            self.restorer.checkpoint()
-        self.guard.committed_between_tests = False
+    # -- tests ------------------------------------------------------------------------------
 
-    def begin_test(self, *, direct: bool = False) -> Connection:
-        """The test's connection in a transaction that end_test rolls back.
-
-        ``direct``: the test gets the connection itself (db_connection); see RolledBackTest.
-        """
-        self._accept_commits_between_tests()
-        self.session_bind = None
-        self.test_connection = self.rolled_back.begin(direct=direct)
-        return self.test_connection
-
-    def begin_commit_test(self, options: CommitOptions) -> Connection:
-        """A plain connection: commits are real; the written tables are restored afterwards."""
-        if self.restorer is None and not options.allow_unrestored:
+    def begin_test(self, commit: CommitOptions | None) -> TestTransaction:
+        """The test's transaction (or, for db_commit, its plain connection)."""
+        if self.active is not None:
             raise SessionmakerError(
-                "This db_commit test cannot be undone exactly: the plugin restores only tables "
-                "it created or tables in a test database it created, and here it has neither "
-                "(db_database = as_given with db_schema = none, or no db_metadata). Its commits "
-                "would stay in the database. Use a database of the plugin's (db_database = "
-                "derive), or mark the test @pytest.mark.db_commit(allow_unrestored=True) to "
-                "accept that."
+                "Two tests use the database at once in one process; pytest-sessionmaker "
+                "supports one test at a time per process (use pytest-xdist for parallel runs)."
             )
-        self._accept_commits_between_tests()
-        self.rolled_back.release()
-        self.session_bind = self.engine
-        self.test_connection = self.engine.connect()
-        return self.test_connection
+        if commit is not None:
+            if self.restorer is None and not commit.allow_unrestored:
+                raise ConfigurationError(
+                    "This db_commit test cannot be undone exactly: the plugin restores only "
+                    "tables it created or tables in a test database it created, and here it has "
+                    "neither (db_database = as_given with db_schema = none, or no db_metadata). "
+                    "Its commits would stay in the database. Use a database of the plugin's "
+                    "(db_database = derive), or mark the test "
+                    "@pytest.mark.db_commit(allow_unrestored=True) to accept that."
+                )
+            if self.restorer is not None:
+                # Rolled-back tests advance counters too (sequences are not transactional):
+                # put them back so the first id a commit test inserts does not depend on order.
+                self._release_idle()
+                self.restorer.reset_moved_counters()
+        self.active = TestTransaction(self, commit)
+        return self.active
 
-    def test_session(self, connection: Connection) -> Session:
-        """db_session's session: bound like db_sessionmaker's, closed when the test ends."""
-        session = self.sessionmaker(bind=self.session_bind or connection)
-        self._sessions.append(session)
-        return session
+    def transaction_ended(self, transaction: TestTransaction) -> None:
+        if self.active is transaction:
+            self.active = None
 
-    def _take_sessions(self) -> list[Session]:
-        sessions, self._sessions = self._sessions, []
-        return sessions
+    def session_options(self, transaction: TestTransaction) -> dict[str, Any]:
+        """Keywords for the test's sessionmaker and sessions (a fresh dict each time)."""
+        return {"join_transaction_mode": "create_savepoint", **self._session_options}
 
-    def _restore(self, restorer: TableRestorer) -> list[str]:
-        """Put back the tables written since the baseline; the restore's own commits are no
-        seed data."""
-        written = restorer.restore()
-        self.guard.committed_between_tests = False
-        return written
+    def take_connection(self) -> Connection:
+        """The kept connection, or a new one.
 
-    def end_commit_test(self, connection: Connection) -> str | None:
-        self.test_connection = None
+        Checking a connection in and out of the pool per test costs a reset and round trips
+        for nothing when the test's ROLLBACK already undid everything it did, so the run keeps
+        one between such tests. The TestTransaction decides at its end whether its connection
+        may be kept (give_back) or must go (discard).
+        """
+        connection, self._idle = self._idle, None
+        if connection is not None and not (connection.closed or connection.invalidated):
+            return connection
         try:
-            # Closed first: a session left in a transaction would hold locks the restore needs.
-            for session in self._take_sessions():
-                session.close()
-            if connection.in_transaction():
-                connection.rollback()
-        finally:
+            return self.engine.connect()
+        except Exception as exc:
+            raise DatabaseUnavailable(connect_error_message(self.url, exc)) from exc
+
+    def give_back(self, connection: Connection) -> None:
+        self._idle = connection
+
+    def discard(self, connection: Connection, *, invalidate: bool) -> None:
+        """Hand the connection back to its pool (whose reset clears session state), or close
+        the DBAPI connection for good when its state cannot be reset."""
+        if invalidate and not connection.closed and not connection.invalidated:
+            connection.invalidate()
+        connection.close()
+
+    def _release_idle(self) -> None:
+        connection, self._idle = self._idle, None
+        if connection is not None:
             connection.close()
-        if self.restorer is not None:
-            self._restore(self.restorer)
-        return None
 
-    def end_test(self, connection: Connection) -> str | None:
-        """Roll the test back; describe any breach (after repairing it where possible)."""
-        self.test_connection = None
-        breaches, unwatched_end = self.rolled_back.end(connection, self._take_sessions())
-        if unwatched_end and not breaches and self.restorer is not None:
-            # Committed or rolled back? Only rows left in the change log tell. (Without a
-            # restorer the plugin cannot tell, and says nothing.)
-            written = self._restore(self.restorer)
-            if not written:
-                return None
-            breach = (
-                "the test committed its own transaction (commit() on the connection behind "
-                f"db_session), writing to {', '.join(written)}"
-            )
-            return hide_secrets(describe_breaches([breach], restored=True), self.url)
-        if not breaches:
-            return None
-        restored = self.restorer is not None
-        if self.restorer is not None:
-            self._restore(self.restorer)
-        return hide_secrets(describe_breaches(breaches, restored), self.url)
+    # -- what tests left behind ---------------------------------------------------------------
+
+    def read_change_log(self) -> TestEnding:
+        """What the change log holds, read on a connection of its own."""
+        if self.restorer is None:
+            return TestEnding()
+        with self.engine.connect() as connection:
+            # Read from another connection: nothing in the log was written by this one.
+            found = self.support.read_change_log(connection)
+            return ending([(name, None if own is None else False) for name, own in found], ())
+
+    def watched_commits(self, transaction: TestTransaction) -> list[str]:
+        """Commits seen by the listener of a run without change log."""
+        if self._commit_watch is None:
+            return []
+        return self._commit_watch.take(transaction)
+
+    def restore(self) -> list[str]:
+        """Put the baseline back after a test that committed; return the tables written."""
+        if self.restorer is None:
+            return []
+        # The restorer works on connections of its own: the kept one goes back first, so a
+        # pool of one connection does not wait for itself.
+        self._release_idle()
+        return self.restorer.restore()
+
+    def accept_baseline(self) -> None:
+        """What wider-scoped fixtures committed (seed data) becomes the state tests start from.
+
+        Called after a session-, package-, module- or class-scoped fixture is set up or torn
+        down, never while a test's transaction is open.
+        """
+        if self.restorer is None or self.active is not None:
+            return
+        self._release_idle()
+        self.restorer.checkpoint()
 
 
-__all__ = ["DatabaseRun", "DatabaseUnavailable", "SchemaConflict"]
+class CommitWatch:
+    """For runs without a change log: a ``commit`` listener on db_engine.
+
+    It sees commits of SQLAlchemy connections of db_engine only (not a COMMIT statement, the
+    DBAPI connection's commit(), or other engines), which is what can be seen without triggers.
+    """
+
+    def __init__(self, run: DatabaseRun) -> None:
+        self.run = run
+        self.seen: list[str] = []
+        event.listen(run.engine, "commit", self._on_commit)
+
+    def _on_commit(self, connection: Connection) -> None:
+        active = self.run.active
+        if active is None or active.commit_mode:
+            return
+        if connection is active.connection:
+            self.seen.append("commit() on the test's own connection")
+        else:
+            self.seen.append("a commit on another connection of db_engine")
+
+    def take(self, transaction: TestTransaction) -> list[str]:
+        seen, self.seen = self.seen, []
+        return seen

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Column, MetaData, String, Table, inspect, select
 from sqlalchemy.schema import CreateIndex, CreateTable
 
-from pytest_sessionmaker.errors import SchemaConflict
+from pytest_sessionmaker.errors import ConfigurationError, SchemaConflict, shown_url
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
@@ -24,23 +24,23 @@ OWNERSHIP_TABLE = "pytest_sessionmaker_tables"
 
 
 def import_object(path: str, ini_key: str) -> object:
-    """Import ``module:attr`` (``attr`` may be dotted); raise ValueError naming the key."""
+    """Import ``module:attr`` (``attr`` may be dotted); raise ConfigurationError naming the key."""
     module_name, sep, attr_path = path.partition(":")
     if not sep or not module_name or not attr_path:
-        raise ValueError(f"{ini_key} = {path!r} is not of the form module:attribute.")
+        raise ConfigurationError(f"{ini_key} = {path!r} is not of the form module:attribute.")
     try:
         obj: object = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ValueError(
+        raise ConfigurationError(
             f"{ini_key} = {path!r}: module {module_name!r} cannot be imported ({exc})."
-        ) from None
+        ) from exc
     for attr in attr_path.split("."):
         try:
             obj = getattr(obj, attr)
-        except AttributeError:
-            raise ValueError(
+        except AttributeError as exc:
+            raise ConfigurationError(
                 f"{ini_key} = {path!r}: {module_name!r} has no attribute {attr_path!r}."
-            ) from None
+            ) from exc
     return obj
 
 
@@ -51,7 +51,7 @@ def load_metadata(paths: tuple[str, ...]) -> list[MetaData]:
         obj = import_object(path, "db_metadata")
         metadata = obj if isinstance(obj, MetaData) else getattr(obj, "metadata", None)
         if not isinstance(metadata, MetaData):
-            raise ValueError(
+            raise ConfigurationError(
                 f"db_metadata = {path!r} is neither a MetaData nor a declarative base."
             )
         if metadata not in found:
@@ -102,12 +102,12 @@ class Schema:
             existing = [t for t in self.tables if inspector.has_table(t.name, schema=t.schema)]
             owned: dict[str, str] = {}
             if existing and inspector.has_table(OWNERSHIP_TABLE):
-                owned = dict(connection.execute(select(ownership)).tuples().all())
+                owned = {name: digest for name, digest in connection.execute(select(ownership))}
             foreign = [t.fullname for t in existing if t.fullname not in owned]
             if foreign:
                 raise SchemaConflict(
                     f"The table(s) {', '.join(foreign)} already exist in "
-                    f"{engine.url.render_as_string(hide_password=True)} and were not created by "
+                    f"{shown_url(engine.url)} and were not created by "
                     "pytest-sessionmaker, so it will not touch them. Point --db-url at a "
                     "database of its own (the default db_database = derive does that), or set "
                     "db_schema = none to use the existing tables as they are."
@@ -155,18 +155,6 @@ def drop_owned_tables(
 
 def empty_tables(connection: Connection, tables: list[Table]) -> None:
     """Delete every row and restart identity counters (a reused database starts empty)."""
-    dialect = connection.dialect.name
-    preparer = connection.dialect.identifier_preparer
-    if dialect == "postgresql":
-        names = ", ".join(preparer.format_table(table) for table in tables)
-        connection.exec_driver_sql(f"TRUNCATE {names} RESTART IDENTITY")
-        return
-    for table in reversed(tables):
-        connection.execute(table.delete())
-    if dialect == "sqlite" and inspect(connection).has_table("sqlite_sequence"):
-        connection.exec_driver_sql("DELETE FROM sqlite_sequence")
-    elif dialect in ("mysql", "mariadb"):
-        for table in tables:
-            connection.exec_driver_sql(
-                f"ALTER TABLE {preparer.format_table(table)} AUTO_INCREMENT = 1"
-            )
+    from pytest_sessionmaker.dialects import support_for
+
+    support_for(connection.engine).empty_tables(connection, tables)

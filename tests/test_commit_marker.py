@@ -81,7 +81,7 @@ def test_after_all(db_session):
 def test_commit_tests_are_real_and_restored_exactly(any_project: Project) -> None:
     any_project.pytester.makeconftest(SEEDED_CONFTEST)
     any_project.write_tests(COMMIT_TESTS)
-    result = any_project.run("-p", "no:randomly", "--strict-markers")
+    result = any_project.run("--strict-markers")
     result.assert_outcomes(passed=5)
 
 
@@ -142,7 +142,7 @@ def test_class_and_module_markers(any_project: Project) -> None:
         """,
         name="test_class_marker",
     )
-    result = any_project.run("--strict-markers", "-p", "no:randomly")
+    result = any_project.run("--strict-markers")
     result.assert_outcomes(passed=3)
 
 
@@ -186,5 +186,5 @@ def test_a_commit_test_is_refused_where_it_cannot_be_undone(project: Project) ->
 def test_commit_tests_under_xdist_with_strict_markers(any_project: Project) -> None:
     any_project.pytester.makeconftest(SEEDED_CONFTEST)
     any_project.write_tests(COMMIT_TESTS)
-    result = any_project.run_subprocess("-n", "2", "--strict-markers", "-p", "no:randomly")
+    result = any_project.run_subprocess("-n", "2", "--strict-markers")
     result.assert_outcomes(passed=5)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from sqlalchemy import make_url, text
 
+from pytest_sessionmaker.dialects import support_for_url
 from pytest_sessionmaker.engines import create_test_engine
 
 
 def test_psycopg_prepared_statements_survive_the_pool_reset(postgresql_server: str) -> None:
-    engine = create_test_engine(make_url(postgresql_server), {"pool_size": 1, "max_overflow": 0})
+    url = make_url(postgresql_server)
+    engine = create_test_engine(url, {"pool_size": 1, "max_overflow": 0}, support_for_url(url))
     try:
         with engine.connect() as connection:
             connection.execute(text("SELECT 1"))

@@ -14,7 +14,7 @@ def test_the_flask_example_passes_without_touching_the_applications_database(
     pytester: pytest.Pytester, backend: Backend
 ) -> None:
     pytester.copy_example("flask")
-    result = pytester.runpytest("--db-url", backend.url, "-p", "no:randomly")
+    result = pytester.runpytest("--db-url", backend.url)
     result.assert_outcomes(passed=5)
     # The application's engine points at shop.db beside it; SQLite would create the file on
     # the first connection, so its absence shows every request went through the test's.

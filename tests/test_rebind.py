@@ -144,7 +144,7 @@ def test_a_commit_through_the_applications_factory_joins_the_test_and_is_gone_af
             assert app.names() == ["alice"]
         """
     )
-    result = project.run("-p", "no:randomly")
+    result = project.run()
     result.assert_outcomes(passed=2)
     app_database.assert_untouched()
     assert factory_state(project) == FACTORIES_RESTORED
@@ -173,7 +173,7 @@ def test_a_db_commit_test_binds_the_applications_factories_to_the_engine(
             assert db_session.scalars(select(User.name)).all() == []
         """
     )
-    result = project.run("-p", "no:randomly")
+    result = project.run()
     result.assert_outcomes(passed=2)
     app_database.assert_untouched()
     assert factory_state(project) == FACTORIES_RESTORED
@@ -199,7 +199,7 @@ def test_with_autouse_a_test_requesting_no_db_fixture_still_joins(
             assert app.names() == []
         """
     )
-    result = project.run("-p", "no:randomly")
+    result = project.run()
     result.assert_outcomes(passed=2)
     app_database.assert_untouched()
     assert factory_state(project) == FACTORIES_RESTORED
@@ -225,7 +225,7 @@ def test_a_fixture_writing_through_the_application_joins_a_test_using_only_db_en
             assert app.names() == []
         """
     )
-    result = project.run("-p", "no:randomly")
+    result = project.run()
     result.assert_outcomes(passed=2)
     app_database.assert_untouched()
     assert factory_state(project) == FACTORIES_RESTORED
@@ -332,7 +332,7 @@ def test_a_test_that_reconfigures_a_factory_is_reported_and_the_factory_restored
     assert factory_state(project) == FACTORIES_RESTORED
 
 
-def test_a_commit_through_an_engine_named_in_db_engines_is_reported(
+def test_an_engine_in_db_engines_pointing_elsewhere_stops_before_anything_is_written(
     app_project: tuple[Project, AppDatabase],
 ) -> None:
     project, app_database = app_project
@@ -349,9 +349,11 @@ def test_a_commit_through_an_engine_named_in_db_engines_is_reported(
         """
     )
     result = project.run()
-    result.assert_outcomes(passed=1, errors=1)
-    result.stdout.fnmatch_lines(["*a second connection of db_engines app:engine committed*"])
-    assert app_database.names() == ["existing", "bob"]
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        ["*application engine db_engines app:engine points at sqlite:///*app.db, not at the test*"]
+    )
+    app_database.assert_untouched()
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,251 @@
+"""One test's database work, owned by one object: :class:`TestTransaction`.
+
+It holds the test's connection and transaction, the sessionmaker and sessions handed to the test,
+the application's factories bound for the test, and what happened; it is made when the test first
+needs the database and ended once, after every function-scoped fixture of the test. Nothing of a
+test outlives it: the next test gets a new one (and a new sessionmaker), so a test that
+reconfigures what it was given cannot reach the next test.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from pytest_sessionmaker.dialects import TestEnding
+from pytest_sessionmaker.errors import scrub
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection, Engine, RootTransaction
+
+    from pytest_sessionmaker.markers import CommitOptions
+    from pytest_sessionmaker.rebind import bound_to
+    from pytest_sessionmaker.run import DatabaseRun
+
+COMMIT_MARKER_HINT = (
+    "If the test needs real commits, mark it with @pytest.mark.db_commit; otherwise commit "
+    "through db_session / db_sessionmaker, whose commits the plugin turns into savepoints."
+)
+
+
+class TestTransaction:
+    """One test's connection, transaction, sessions and bound application factories.
+
+    Rolled-back mode: the connection is in a transaction that ``end`` rolls back; sessions are
+    bound to the connection with ``join_transaction_mode="create_savepoint"``, so their commits
+    release savepoints. Commit mode (``db_commit``): sessions are bound to the engine and commit
+    for real; ``end`` restores the tables afterwards.
+    """
+
+    __test__ = False  # not a test class, whatever its name says
+
+    def __init__(self, run: DatabaseRun, commit: CommitOptions | None) -> None:
+        self.run = run
+        self.commit_mode = commit is not None
+        self.connection: Connection = run.take_connection()
+        self._transaction: RootTransaction | None = None
+        self._guarded = False
+        self._sessionmaker: sessionmaker[Session] | None = None
+        self._sessions: list[Session] = []
+        self._bound: bound_to | None = None
+        self._ended = False
+        if not self.commit_mode:
+            self._begin()
+        if run.application_factories:
+            from pytest_sessionmaker.rebind import bound_to
+
+            self._bound = bound_to(
+                run.application_factories, self.bind, savepoints=not self.commit_mode
+            ).__enter__()
+
+    def _begin(self) -> None:
+        try:
+            self._transaction = self.connection.begin()
+            self.run.support.begin_test(self.connection, change_log=self.run.has_change_log)
+        except BaseException:
+            self.run.discard(self.connection, invalidate=True)
+            raise
+
+    # -- what the fixtures hand out ---------------------------------------------------------
+
+    @property
+    def bind(self) -> Connection | Engine:
+        """What sessions bind to: the test's connection, or the engine in a db_commit test."""
+        return self.run.engine if self.commit_mode else self.connection
+
+    def direct_connection(self) -> Connection:
+        """The connection itself, for ``db_connection``.
+
+        In a rolled-back test it gets a SAVEPOINT the first time: a Session the user binds to
+        it with SQLAlchemy's default join mode ("conservative_savepoint") then releases and
+        rolls back savepoints instead of ending the test's transaction.
+        """
+        if not self.commit_mode and not self._guarded:
+            self._guarded = True
+            if not self.connection.in_nested_transaction():
+                self.connection.begin_nested()
+        return self.connection
+
+    @property
+    def sessionmaker(self) -> sessionmaker[Session]:
+        """This test's own sessionmaker (made on first use): reconfiguring it changes nothing
+        for later tests."""
+        if self._sessionmaker is None:
+            self._sessionmaker = sessionmaker(bind=self.bind, **self.run.session_options(self))
+        return self._sessionmaker
+
+    def session(self) -> Session:
+        """``db_session``: a session like db_sessionmaker's, closed when the test ends."""
+        if self._sessionmaker is not None:
+            session = self._sessionmaker()
+        else:
+            options = self.run.session_options(self)
+            session_class: type[Session] = options.pop("class_", Session)
+            session = session_class(bind=self.bind, **options)
+        self._sessions.append(session)
+        return session
+
+    # -- the end -----------------------------------------------------------------------------
+
+    def end(self) -> str | None:
+        """End the test's database work, once; return a problem to report, or None.
+
+        After a rolled-back test the dialect's end_test rolls back and reads the change log in
+        as few round trips as the protocol allows; any table in it was written by a transaction
+        that committed: an escape, which is restored and reported.
+        """
+        if self._ended:
+            return None
+        self._ended = True
+        problems: list[str] = []
+        if self._bound is not None:
+            self._bound.__exit__(None, None, None)
+            problems.extend(self._bound.problems)
+            self._bound = None
+        try:
+            if self.commit_mode:
+                problems.extend(self._end_commit_test())
+            else:
+                problems.extend(self._end_rolled_back_test())
+        finally:
+            self.run.transaction_ended(self)
+        return scrub(" ".join(problems)) if problems else None
+
+    def _close_sessions(self) -> None:
+        sessions, self._sessions = self._sessions, []
+        for session in sessions:
+            session.close()
+
+    def _end_commit_test(self) -> list[str]:
+        connection = self.connection
+        try:
+            # Closed first: a session left in a transaction would hold locks the restore needs.
+            self._close_sessions()
+            if not (connection.closed or connection.invalidated) and connection.in_transaction():
+                connection.rollback()
+        finally:
+            self._hand_back(connection, TestEnding())
+        self.run.restore()
+        return []
+
+    def _end_rolled_back_test(self) -> list[str]:
+        connection = self.connection
+        ending = TestEnding()
+        try:
+            if connection.closed or connection.invalidated:
+                # Its pool rolled a closed connection back; what escaped is in the change log.
+                ending = self.run.read_change_log()
+            else:
+                ending = self._end_on(connection)
+        finally:
+            try:
+                # After the ROLLBACK: closed before it, each session would first roll back its
+                # own savepoint, a round trip the ROLLBACK makes redundant.
+                self._close_sessions()
+            finally:
+                self._hand_back(connection, ending)
+        what = describe_ending(ending, self.run.watched_commits(self))
+        if what is None:
+            return []
+        self.run.restore()
+        return [describe_breach(what, restored=self.run.has_change_log)]
+
+    def _end_on(self, connection: Connection) -> TestEnding:
+        dbapi_connection = connection.connection.dbapi_connection
+        autocommit = dbapi_connection is not None and self.run.support.left_autocommit(
+            dbapi_connection
+        )
+        # The test committed or rolled back the plugin's transaction through SQLAlchemy (seen
+        # for free: the transaction object changed). Session state it set may have been
+        # committed with it, so the connection goes back to its pool, whose reset clears it.
+        ended_by_test = connection.get_transaction() is not self._transaction
+        ending = self.run.support.end_test(connection, change_log=self.run.has_change_log)
+        if autocommit:
+            ending = ending._replace(autocommit=True, discard=True)
+        if ended_by_test:
+            ending = ending._replace(ended_by_test=True)
+        return ending
+
+    def _hand_back(self, connection: Connection, ending: TestEnding) -> None:
+        """Keep the connection for the next test when nothing of this one is left on it."""
+        usable = not (connection.closed or connection.invalidated)
+        clean = (
+            usable
+            and not (
+                ending.escaped
+                or ending.transaction_committed
+                or ending.discard
+                or ending.ended_by_test
+            )
+            and connection.get_execution_options() == self.run.engine.get_execution_options()
+        )
+        if clean:
+            self.run.give_back(connection)
+        else:
+            self.run.discard(connection, invalidate=usable and ending.discard)
+
+
+def describe_ending(ending: TestEnding, watched: list[str]) -> str | None:
+    """What the test made permanent, in a phrase; None when nothing escaped."""
+    parts: list[str] = list(dict.fromkeys(watched))
+    if ending.autocommit:
+        parts.append(
+            "it switched the DBAPI connection to autocommit, so its statements committed at once"
+        )
+    tables = ", ".join(ending.escaped)
+    # Rows committed while the test ended the plugin's transaction through SQLAlchemy: its own
+    # commit, even where the backend cannot tell connections apart (SQLite).
+    own = ending.transaction_committed or (
+        ending.ended_by_test and bool(ending.escaped) and not ending.other_connections
+    )
+    if own:
+        parts.append(
+            "the test's own transaction was committed (a COMMIT statement, commit() on the "
+            "SQLAlchemy or DBAPI connection behind db_session or db_connection, or on "
+            "MySQL/MariaDB a statement that commits implicitly, such as CREATE TABLE or "
+            "TRUNCATE)" + (f", writing to {tables}" if tables else "")
+        )
+    if ending.other_connections:
+        parts.append(
+            f"another connection committed rows to {tables} (a second engine, "
+            "db_engine.connect() or begin(), or an engine of the application)"
+        )
+    if ending.escaped and not (own or ending.other_connections):
+        parts.append(
+            f"rows written to {tables} were committed outside the test's transaction (by a "
+            "COMMIT of the test's own transaction, or through another connection: a second "
+            "engine, db_engine.connect() or begin(), or an engine of the application)"
+        )
+    return "; ".join(parts) if parts else None
+
+
+def describe_breach(what: str, restored: bool) -> str:
+    after = (
+        "The plugin restored the tables it owns, so the next test starts clean."
+        if restored
+        else "Committed rows may remain in the database."
+    )
+    return f"This test committed outside its rolled-back transaction: {what}. {after} " + (
+        COMMIT_MARKER_HINT
+    )
