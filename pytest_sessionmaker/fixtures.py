@@ -69,7 +69,8 @@ def fail_plainly(exc: SessionmakerError, config: pytest.Config) -> NoReturn:
 
         cause = "".join(traceback.format_exception(exc.__cause__))
         message += "\n\nCaused by:\n" + cause
-    pytest.fail(scrub(message), pytrace=False)
+    # "from None": pytest would print the chained exceptions' messages, unscrubbed.
+    raise pytest.fail.Exception(scrub(message), pytrace=False) from None
 
 
 @pytest.fixture(scope="session")
@@ -152,8 +153,13 @@ def current_run(request: pytest.FixtureRequest) -> DatabaseRun:
 
 
 def transaction_of(request: pytest.FixtureRequest) -> TestTransaction:
-    """The test's TestTransaction: begun by its first database use, ended after its last
-    function-scoped fixture."""
+    """The test's TestTransaction, for one of the plugin's function-scoped fixtures.
+
+    The first of those fixtures to be set up in a test schedules the rollback for its own
+    teardown: after every fixture that depends on it (a fixture using db_session at teardown
+    still finds its transaction), before the fixtures set up earlier (which then find no lock
+    of the test's held, and whose commits the end of the test looks for).
+    """
     item: pytest.Item = request.node
     transaction = item.stash.get(TRANSACTION_KEY, None)
     if transaction is None:
@@ -161,6 +167,9 @@ def transaction_of(request: pytest.FixtureRequest) -> TestTransaction:
         if failure is not None:
             raise failure
         transaction = begin_test_transaction(request)
+    if not transaction.rollback_scheduled:
+        transaction.rollback_scheduled = True
+        request.addfinalizer(functools.partial(roll_back, transaction))
     return transaction
 
 
@@ -183,8 +192,8 @@ def begin_test_transaction(request: pytest.FixtureRequest) -> TestTransaction:
     """Begin the test's database work and schedule its end after every fixture of the test.
 
     Called before the test's first function-scoped fixture is set up (see plugin.py), so that
-    the finalizer registered here runs after all of them are torn down: whatever a fixture of
-    the test commits, in its set-up or its teardown, happens inside the test's watch.
+    the item finalizer registered here runs after all of them are torn down: whatever a
+    fixture of the test commits, in its set-up or its teardown, is the test's.
     """
     from pytest_sessionmaker.markers import commit_marker_options
 
@@ -199,12 +208,41 @@ def begin_test_transaction(request: pytest.FixtureRequest) -> TestTransaction:
     return transaction
 
 
-def end_test_transaction(item: pytest.Item) -> None:
-    transaction = item.stash[TRANSACTION_KEY]
-    del item.stash[TRANSACTION_KEY]
+def roll_back(transaction: TestTransaction) -> None:
     problem = transaction.end()
     if problem:
         pytest.fail(problem, pytrace=False)
+
+
+def end_test_transaction(item: pytest.Item) -> None:
+    """After the test's last fixture: end it if no fixture did, and look for commits made by
+    fixtures torn down after the rollback."""
+    transaction = item.stash[TRANSACTION_KEY]
+    del item.stash[TRANSACTION_KEY]
+    problems = [transaction.end(), transaction.after_fixtures()]
+    message = " ".join(problem for problem in problems if problem)
+    if message:
+        pytest.fail(message, pytrace=False)
+
+
+def watch_fixture(fixturedef: pytest.FixtureDef[object], transaction: TestTransaction) -> None:
+    """Note a function-scoped fixture set up before the rollback was scheduled: it is torn
+    down after the rollback, so its teardown's commits are looked for at the very end.
+
+    Only fixtures with teardown code of their own count (generator fixtures), and neither the
+    plugin's nor pytest's own: for the rest the extra look would be a round trip for nothing.
+    A teardown registered with request.addfinalizer is not seen here; its commits are found
+    at the end of the next database test (the README says so).
+    """
+    if transaction.rollback_scheduled or fixturedef.argname in OWN_FIXTURES:
+        return
+    function = getattr(fixturedef, "func", None)
+    if function is None or getattr(function, "__module__", "").startswith("_pytest"):
+        return
+    import inspect
+
+    if inspect.isgeneratorfunction(function) or inspect.isasyncgenfunction(function):
+        transaction.look_after_fixtures = True
 
 
 @pytest.fixture(scope="session")

@@ -26,6 +26,7 @@ from pytest_sessionmaker.fixtures import (
     db_setup,
     db_url,
     mark_database_items,
+    watch_fixture,
 )
 from pytest_sessionmaker.markers import COMMIT_MARKER_HELP
 
@@ -83,12 +84,13 @@ def pytest_fixture_setup(
     """
     if fixturedef.scope == "function":
         item = request.node
-        if (
-            item.stash.get(DATABASE_ITEM_KEY, False)
-            and TRANSACTION_KEY not in item.stash
-            and BEGIN_FAILURE_KEY not in item.stash
-        ):
-            begin_before_fixtures(request)
+        if item.stash.get(DATABASE_ITEM_KEY, False):
+            transaction = item.stash.get(TRANSACTION_KEY, None)
+            if transaction is None and BEGIN_FAILURE_KEY not in item.stash:
+                begin_before_fixtures(request)
+                transaction = item.stash.get(TRANSACTION_KEY, None)
+            if transaction is not None:
+                watch_fixture(fixturedef, transaction)
         return (yield)
     result = yield
     _accept_baseline(fixturedef, request.config)

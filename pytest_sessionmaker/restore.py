@@ -89,10 +89,11 @@ class TableRestorer:
             connection.execute(self.log.delete())
             self.baseline.counters = self.support.read_counters(connection, self.tables)
 
-    def restore(self) -> list[str]:
-        """Put every table written since the checkpoint back; return their names."""
+    def restore(self, *, every_table: bool = False) -> list[str]:
+        """Put every table written since the checkpoint back (with ``every_table``, every
+        table); return the names of those written."""
         with self.engine.begin() as connection:
-            changed = self.changed_tables(connection)
+            changed = list(self.tables) if every_table else self.changed_tables(connection)
             counters = self.support.read_counters(connection, self.tables)
             moved = {
                 name: value

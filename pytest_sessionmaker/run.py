@@ -227,14 +227,14 @@ class DatabaseRun:
             return []
         return self._commit_watch.take(transaction)
 
-    def restore(self) -> list[str]:
+    def restore(self, *, every_table: bool = False) -> list[str]:
         """Put the baseline back after a test that committed; return the tables written."""
         if self.restorer is None:
             return []
         # The restorer works on connections of its own: the kept one goes back first, so a
         # pool of one connection does not wait for itself.
         self._release_idle()
-        return self.restorer.restore()
+        return self.restorer.restore(every_table=every_table)
 
     def accept_baseline(self) -> None:
         """What wider-scoped fixtures committed (seed data) becomes the state tests start from.

@@ -19,6 +19,9 @@ from helpers import MODELS, Backend, Project, reachable
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+# Inner projects' test modules, copied by pytester.copy_example; never collected themselves.
+collect_ignore = ["examples"]
+
 # In-process pytester runs restore sys.modules afterwards; a dialect first imported inside an
 # inner run would be imported again by the next one and re-register SQLAlchemy's global
 # functions (a warning, an error under filterwarnings). Importing them here keeps them loaded.

@@ -6,6 +6,7 @@ import socket
 import textwrap
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import create_engine, make_url, text
@@ -16,27 +17,8 @@ if TYPE_CHECKING:
 
     import pytest
 
-MODELS = """
-from sqlalchemy import ForeignKey, String, UniqueConstraint
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-
-
-class Base(DeclarativeBase):
-    pass
-
-
-class User(Base):
-    __tablename__ = "users"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(50), unique=True)
-
-
-class Post(Base):
-    __tablename__ = "posts"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
-    title: Mapped[str] = mapped_column(String(100))
-"""
+EXAMPLES = Path(__file__).parent / "examples"
+MODELS = (EXAMPLES / "models.py").read_text()
 
 
 def reachable(host: str, port: int) -> bool:
@@ -58,8 +40,6 @@ class Backend:
         parsed = make_url(self.url)
         if self.name == "sqlite":
             assert parsed.database
-            from pathlib import Path
-
             folder = Path(parsed.database).parent
             return {path.name for path in folder.glob("*.db")}
         admin = parsed.set(database="postgres" if self.name == "postgresql" else "mysql")
@@ -117,6 +97,11 @@ class Project:
 
     def write_tests(self, source: str, name: str = "test_app") -> None:
         self.pytester.makepyfile(**{name: textwrap.dedent(source)})
+
+    def copy_tests(self, *names: str) -> None:
+        """Copy inner test modules (paths under tests/examples/) into the project."""
+        for name in names:
+            self.pytester.copy_example(name)
 
     def run(self, *args: str) -> pytest.RunResult:
         return self.pytester.runpytest(*args)

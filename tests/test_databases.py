@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -193,42 +192,43 @@ def test_without_the_right_to_create_databases_the_message_names_the_opt_out(
 def test_a_killed_run_does_not_break_the_next_and_concurrent_runs_do_not_meet(
     project: Project,
 ) -> None:
+    # Two live runs meet at a file barrier: each writes its database's name and waits for the
+    # other's, so both hold their databases at the same moment whatever the machine's speed.
     project.write_tests(
         """
-        import os, signal, time
+        import os, pathlib, signal, time
         from models import User
 
-        def test_slow(db_session):
+        def test_slow(db_session, db_engine):
             db_session.add(User(name="x"))
             db_session.commit()
             if os.environ.get("KILL_ME"):
                 os.kill(os.getpid(), signal.SIGKILL)
-            time.sleep(float(os.environ.get("SLEEP", "0")))
+            barrier = pathlib.Path(os.environ["BARRIER"])
+            (barrier / f"{os.getpid()}.ready").write_text(db_engine.url.database)
+            give_up = time.monotonic() + 300  # a safety net against a hang, not a timing
+            while len(list(barrier.glob("*.ready"))) < 2:
+                assert time.monotonic() < give_up, "the other run never reached the barrier"
+                time.sleep(0.05)
         """
     )
     command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q"]
     folder = project.pytester.path
+    barrier = project.pytester.mkdir("barrier")
+    environment = {**os.environ, "BARRIER": str(barrier)}
     killed = subprocess.run(
-        command, cwd=folder, env={**os.environ, "KILL_ME": "1"}, capture_output=True, check=False
+        command, cwd=folder, env={**environment, "KILL_ME": "1"}, capture_output=True, check=False
     )
     assert killed.returncode == -9
     assert len(leftovers(project.backend)) == 1  # the dead run's database is still there
-    slow = [
+    runs = [
         subprocess.Popen(
-            command,
-            cwd=folder,
-            env={**os.environ, "SLEEP": "4"},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
+            command, cwd=folder, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
         )
         for _ in range(2)
     ]
-    try:
-        deadline = time.monotonic() + 15
-        while len(leftovers(project.backend)) < 2 and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert len(leftovers(project.backend)) == 2  # each live run has its own
-    finally:
-        outputs = [process.communicate()[0].decode() for process in slow]
-    assert [process.returncode for process in slow] == [0, 0], outputs
+    outputs = [process.communicate()[0].decode() for process in runs]
+    assert [process.returncode for process in runs] == [0, 0], outputs
+    names = {path.read_text() for path in barrier.glob("*.ready")}
+    assert len(names) == 2  # each live run had a database of its own
     assert leftovers(project.backend) == set()

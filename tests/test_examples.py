@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -9,11 +10,13 @@ if TYPE_CHECKING:
 
     from helpers import Backend
 
+REPOSITORY = Path(__file__).resolve().parents[1]
+
 
 def test_the_flask_example_passes_without_touching_the_applications_database(
     pytester: pytest.Pytester, backend: Backend
 ) -> None:
-    pytester.copy_example("flask")
+    pytester.copy_example(str(REPOSITORY / "examples" / "flask"))
     result = pytester.runpytest("--db-url", backend.url)
     result.assert_outcomes(passed=5)
     # The application's engine points at shop.db beside it; SQLite would create the file on

@@ -56,7 +56,10 @@ class DialectSupport:
     # an implicit commit on MySQL). Costs a statement per test: only where that is cheap or
     # needed.
     marks_transactions: ClassVar[bool] = False
-    # pool "connect" event: statements that make a DBAPI connection usable for the plugin.
+    # Whether the change log sees TRUNCATE. Where it does not, a commit of unknown extent (the
+    # test's own transaction) is repaired by restoring every table.
+    logs_truncate: ClassVar[bool] = True
+    # connect_args keys with which a driver commits every statement at once.
     driver_autocommit_options: ClassVar[tuple[str, ...]] = ("autocommit",)
 
     def __init__(self, driver: str) -> None:

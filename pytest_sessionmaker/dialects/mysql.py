@@ -39,6 +39,7 @@ class MySQLSupport(DialectSupport):
     # DDL and TRUNCATE commit implicitly on MySQL: the mark finds such a commit even when the
     # test wrote no logged row before it (TRUNCATE fires no trigger).
     marks_transactions: ClassVar[bool] = True
+    logs_truncate: ClassVar[bool] = False
     driver_autocommit_options: ClassVar[tuple[str, ...]] = ("autocommit",)
 
     def prepare_engine(self, engine: Engine) -> None:

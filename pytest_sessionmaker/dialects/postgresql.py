@@ -50,14 +50,47 @@ RESET = (
     "EXECUTE format('DEALLOCATE %I', r.name); END LOOP; END $$"
 )
 
-LOG_FUNCTION_DDL = f"""
-CREATE OR REPLACE FUNCTION {LOG_FUNCTION}() RETURNS trigger AS $$
-BEGIN
-    INSERT INTO {CHANGE_LOG} VALUES (TG_ARGV[0], pg_backend_pid()) ON CONFLICT DO NOTHING;
-    RETURN NULL;
-END
-$$ LANGUAGE plpgsql
-"""
+# Statement-level triggers, so a bulk write logs once. A statement trigger fires even when the
+# statement touched no row (a cleanup DELETE after the rows were rolled back), so INSERT, UPDATE
+# and DELETE triggers look at their transition table and log only when it holds rows; a
+# trigger with a transition table serves one event, hence one trigger per event. TRUNCATE has no
+# transition table and always logs.
+LOG_FUNCTIONS = {
+    "pytest_sessionmaker_note_new": "pytest_sessionmaker_new_rows",
+    "pytest_sessionmaker_note_old": "pytest_sessionmaker_old_rows",
+}
+NOTE = f"INSERT INTO {CHANGE_LOG} VALUES (TG_ARGV[0], pg_backend_pid()) ON CONFLICT DO NOTHING;"
+LOG_FUNCTIONS_DDL = [
+    f"CREATE OR REPLACE FUNCTION {LOG_FUNCTION}() RETURNS trigger AS $$ "
+    f"BEGIN {NOTE} RETURN NULL; END $$ LANGUAGE plpgsql",
+    *(
+        f"CREATE OR REPLACE FUNCTION {function}() RETURNS trigger AS $$ "
+        f"BEGIN IF EXISTS (SELECT FROM {rows}) THEN {NOTE} END IF; RETURN NULL; END "
+        "$$ LANGUAGE plpgsql"
+        for function, rows in LOG_FUNCTIONS.items()
+    ),
+]
+TRIGGERS = (
+    (
+        "insert",
+        "INSERT",
+        "REFERENCING NEW TABLE AS pytest_sessionmaker_new_rows",
+        "pytest_sessionmaker_note_new",
+    ),
+    (
+        "update",
+        "UPDATE",
+        "REFERENCING NEW TABLE AS pytest_sessionmaker_new_rows",
+        "pytest_sessionmaker_note_new",
+    ),
+    (
+        "delete",
+        "DELETE",
+        "REFERENCING OLD TABLE AS pytest_sessionmaker_old_rows",
+        "pytest_sessionmaker_note_old",
+    ),
+    ("truncate", "TRUNCATE", "", LOG_FUNCTION),
+)
 
 
 class PostgreSQLSupport(DialectSupport):
@@ -140,25 +173,39 @@ class PostgreSQLSupport(DialectSupport):
     # -- the change log -------------------------------------------------------------------
 
     def install_change_log(self, connection: Connection, tables: Sequence[Table]) -> None:
-        """One statement-level trigger per table (INSERT, UPDATE, DELETE and TRUNCATE)."""
+        """Four statement-level triggers per table, sent as one batch (one round trip on
+        psycopg: no parameters, so the simple query protocol takes them all at once)."""
         # Unlogged: the log is scratch data of the run, not worth the write-ahead log.
-        connection.exec_driver_sql(self.change_log_table_ddl("CREATE UNLOGGED TABLE"))
-        connection.exec_driver_sql(LOG_FUNCTION_DDL)
+        statements = [self.change_log_table_ddl("CREATE UNLOGGED TABLE"), *LOG_FUNCTIONS_DDL]
         preparer = connection.dialect.identifier_preparer
         for position, table in enumerate(tables):
-            name = preparer.quote(trigger_name(position))
             target = preparer.format_table(table)
             key = literal(table.fullname)
-            connection.exec_driver_sql(f"DROP TRIGGER IF EXISTS {name} ON {target}")
-            connection.exec_driver_sql(
-                f"CREATE TRIGGER {name} AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON {target} "
-                f"FOR EACH STATEMENT EXECUTE FUNCTION {LOG_FUNCTION}({key})"
-            )
+            for suffix, event_name, referencing, function in TRIGGERS:
+                name = preparer.quote(f"{trigger_name(position)}_{suffix}")
+                statements.append(f"DROP TRIGGER IF EXISTS {name} ON {target}")
+                statements.append(
+                    f"CREATE TRIGGER {name} AFTER {event_name} ON {target} {referencing} "
+                    f"FOR EACH STATEMENT EXECUTE FUNCTION {function}({key})"
+                )
+        self.execute_batch(connection, statements)
 
     def uninstall_change_log(self, connection: Connection, tables: Sequence[Table]) -> None:
-        # Dropping the function with CASCADE drops every trigger that calls it.
-        connection.exec_driver_sql(f"DROP FUNCTION IF EXISTS {LOG_FUNCTION}() CASCADE")
-        connection.exec_driver_sql(f"DROP TABLE IF EXISTS {CHANGE_LOG}")
+        # Dropping the functions with CASCADE drops every trigger that calls them.
+        functions = [LOG_FUNCTION, *LOG_FUNCTIONS]
+        self.execute_batch(
+            connection,
+            [f"DROP FUNCTION IF EXISTS {name}() CASCADE" for name in functions]
+            + [f"DROP TABLE IF EXISTS {CHANGE_LOG}"],
+        )
+
+    def execute_batch(self, connection: Connection, statements: Sequence[str]) -> None:
+        """Several parameterless statements in one round trip where the driver allows it."""
+        if self.driver == "psycopg":
+            connection.exec_driver_sql("; ".join(statements))
+            return
+        for statement in statements:
+            connection.exec_driver_sql(statement)
 
     # -- identity counters ----------------------------------------------------------------
 
