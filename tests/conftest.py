@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy.dialects.mysql
 import sqlalchemy.dialects.postgresql
 import sqlalchemy.dialects.sqlite
+from hypothesis import HealthCheck, settings
 from sqlalchemy import make_url
 
 import pytest_sessionmaker.databases
@@ -18,6 +19,23 @@ from helpers import MODELS, Backend, Project, reachable
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+# The fuzz tests' profiles: "quick" for every run (a fixed seed: the same sequences each time,
+# so a red run is reproducible), "long" on demand (--hypothesis-profile=long or
+# HYPOTHESIS_PROFILE=long).
+_FUZZ_HEALTH = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+settings.register_profile(
+    "quick",
+    max_examples=3,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=_FUZZ_HEALTH,
+)
+settings.register_profile(
+    "long", max_examples=300, deadline=None, suppress_health_check=_FUZZ_HEALTH
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "quick"))
 
 # Inner projects' test modules, copied by pytester.copy_example; never collected themselves.
 collect_ignore = ["examples"]
@@ -101,3 +119,21 @@ def any_project(pytester: pytest.Pytester, any_backend: Backend) -> Iterator[Pro
     project = Project(pytester, any_backend)
     project.write_ini()
     yield project
+
+
+@pytest.fixture
+def fuzz_project(pytester: pytest.Pytester, any_backend: Backend) -> Iterator[Project]:
+    """The fuzz test's inner project: seed fixture, checks, an application session factory."""
+    pytester.makepyfile(models=MODELS)
+    pytester.copy_example("fuzz")
+    pytester.syspathinsert()
+    project = Project(pytester, any_backend)
+    project.write_ini(db_sessionmakers="app:SessionLocal")
+    yield project
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    from fuzz_counts import SEQUENCES
+
+    for backend, count in sorted(SEQUENCES.items()):
+        terminalreporter.write_line(f"fuzz: {count} generated test sequences on {backend}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy import event, text
@@ -14,6 +15,7 @@ from pytest_sessionmaker.dialects.base import (
     TestEnding,
     ending,
 )
+from pytest_sessionmaker.errors import DatabaseUnavailable
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, Sequence
@@ -25,17 +27,23 @@ if TYPE_CHECKING:
 LOG_FUNCTION = "pytest_sessionmaker_note_change"
 
 # After the ROLLBACK, in the same round trip: release session-level advisory locks (a ROLLBACK
-# keeps them), list the statements prepared with SQL PREPARE (kept too; psycopg's own, prepared
-# through the protocol, have from_sql = false and stay), and read the change log, which now
-# holds only what other transactions, or this one before a COMMIT of the test's, committed.
-END_TEST = (
-    "ROLLBACK; SELECT pg_advisory_unlock_all(), "
-    "ARRAY(SELECT name FROM pg_prepared_statements WHERE from_sql)"
+# keeps them), deallocate statements prepared with SQL PREPARE (kept too; the driver's own,
+# prepared through the protocol, have from_sql = false and stay), and read the change log, which
+# now holds only what other transactions, or this one before a COMMIT of the test's, committed.
+# One row of JSON text: [prepared names, tables written by this connection, by others].
+DEALLOCATE_SQL_PREPARED = (
+    "DO $$ DECLARE r record; BEGIN "
+    "FOR r IN SELECT name FROM pg_prepared_statements WHERE from_sql LOOP "
+    "EXECUTE format('DEALLOCATE %I', r.name); END LOOP; END $$"
 )
-END_TEST_WITH_LOG = END_TEST + (
-    f", ARRAY(SELECT DISTINCT table_name FROM {CHANGE_LOG} WHERE connection_id = "
-    "pg_backend_pid()), "
-    f"ARRAY(SELECT DISTINCT table_name FROM {CHANGE_LOG} WHERE connection_id <> pg_backend_pid())"
+PREPARED = "ARRAY(SELECT name FROM pg_prepared_statements WHERE from_sql)"
+WRITTEN = f"ARRAY(SELECT DISTINCT table_name FROM {CHANGE_LOG} WHERE connection_id {{}} " + (
+    "pg_backend_pid())"
+)
+END_TEST = f"SELECT pg_advisory_unlock_all(); SELECT json_build_array({PREPARED})::text"
+END_TEST_WITH_LOG = (
+    "SELECT pg_advisory_unlock_all(); "
+    f"SELECT json_build_array({PREPARED}, {WRITTEN.format('=')}, {WRITTEN.format('<>')})::text"
 )
 
 # What a connection going back to the pool sheds: DISCARD ALL without its DEALLOCATE ALL, because
@@ -44,10 +52,7 @@ END_TEST_WITH_LOG = END_TEST + (
 # exist"). Statements prepared with SQL PREPARE are deallocated by name instead.
 RESET = (
     "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; UNLISTEN *; "
-    "SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES; "
-    "DO $$ DECLARE r record; BEGIN "
-    "FOR r IN SELECT name FROM pg_prepared_statements WHERE from_sql LOOP "
-    "EXECUTE format('DEALLOCATE %I', r.name); END LOOP; END $$"
+    f"SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES; {DEALLOCATE_SQL_PREPARED}"
 )
 
 # Statement-level triggers, so a bulk write logs once. A statement trigger fires even when the
@@ -131,44 +136,61 @@ class PostgreSQLSupport(DialectSupport):
         return "pg_backend_pid()"
 
     def end_test(self, connection: Connection, *, change_log: bool) -> TestEnding:
-        if self.driver != "psycopg":
-            return self._end_test_in_steps(connection, change_log=change_log)
-        # psycopg 3 sends several statements in one simple-protocol round trip when there are
-        # no parameters; after it the server is idle, so the ROLLBACK that SQLAlchemy sends
-        # next is a no-op in psycopg (it knows the server is not in a transaction).
-        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        try:
-            cursor.execute(END_TEST_WITH_LOG if change_log else END_TEST)
-            cursor.nextset()
-            row = cursor.fetchone()
-        finally:
-            cursor.close()
-        connection.rollback()
-        return self._ending(connection, row)
-
-    def _end_test_in_steps(self, connection: Connection, *, change_log: bool) -> TestEnding:
-        connection.rollback()
-        query = (END_TEST_WITH_LOG if change_log else END_TEST).removeprefix("ROLLBACK; ")
-        row = connection.exec_driver_sql(query).one()
-        connection.rollback()
-        return self._ending(connection, tuple(row))
-
-    def _ending(self, connection: Connection, row: Any) -> TestEnding:
-        prepared: list[str] = list(row[1] or [])
-        found: list[tuple[str, bool | None]] = []
-        if len(row) > 2:
-            found = [(name, True) for name in row[2] or []]
-            found += [(name, False) for name in row[3] or []]
-        state: tuple[str, ...] = ()
-        if prepared:
-            for name in prepared:
-                connection.exec_driver_sql(f'DEALLOCATE "{name}"')
+        query = END_TEST_WITH_LOG if change_log else END_TEST
+        dbapi_connection = connection.connection.dbapi_connection
+        pgconn = getattr(dbapi_connection, "pgconn", None)
+        if pgconn is None:  # psycopg2, pg8000: SQLAlchemy's rollback, then the checks
             connection.rollback()
-            state = (f"prepared statements ({', '.join(prepared)})",)
-        result = ending(found, state)
-        # The advisory locks are already released, the prepared statements deallocated: the
-        # connection is clean again and may serve the next test.
-        return result._replace(discard=False)
+            answer = connection.exec_driver_sql(query).scalar()
+            connection.rollback()
+        else:
+            answer = self._end_in_one_round_trip(pgconn, query)
+            # The server is idle now; psycopg reads the state from libpq, so SQLAlchemy's
+            # rollback sends nothing.
+            connection.rollback()
+        prepared, *written = json.loads(str(answer))
+        if prepared:
+            # Rare enough for a round trip of its own.
+            self._execute_raw(connection, DEALLOCATE_SQL_PREPARED)
+        found = [(name, True) for name in written[0]] if written else []
+        found += [(name, False) for name in written[1]] if written else []
+        state = (f"prepared statements ({', '.join(prepared)})",) if prepared else ()
+        # Advisory locks released, prepared statements deallocated: the connection is clean
+        # again and may serve the next test.
+        return ending(found, state)._replace(discard=False)
+
+    @staticmethod
+    def _end_in_one_round_trip(pgconn: Any, query: str) -> str:
+        """ROLLBACK and the checks in one round trip, through psycopg's libpq connection.
+
+        Several statements without parameters go in one simple-protocol message. They go
+        through ``pgconn`` (psycopg's public libpq wrapper) rather than a cursor because psycopg
+        empties its cache of prepared statements, and sends DEALLOCATE ALL, after any query
+        whose status is ROLLBACK.
+        """
+        result = pgconn.exec_(f"ROLLBACK; {query}".encode())
+        value = result.get_value(0, 0) if result.ntuples else None
+        if value is None:
+            message = (result.error_message or b"").decode(errors="replace").strip()
+            raise DatabaseUnavailable(f"Ending the test's transaction failed: {message}")
+        return bytes(value).decode()
+
+    @staticmethod
+    def _execute_raw(connection: Connection, statement: str) -> None:
+        """One parameterless statement on the driver's connection, outside SQLAlchemy's view
+        (the connection is between transactions)."""
+        dbapi_connection = connection.connection.dbapi_connection
+        assert dbapi_connection is not None
+        autocommit = dbapi_connection.autocommit
+        dbapi_connection.autocommit = True
+        try:
+            cursor = dbapi_connection.cursor()
+            try:
+                cursor.execute(statement)
+            finally:
+                cursor.close()
+        finally:
+            dbapi_connection.autocommit = autocommit
 
     # -- the change log -------------------------------------------------------------------
 

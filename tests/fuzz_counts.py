@@ -1,0 +1,20 @@
+"""How many generated test sequences ran, per backend, for the fuzz test's summary line."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from hypothesis import settings
+
+SEQUENCES: Counter[str] = Counter()
+
+
+def program_sizes() -> tuple[int, int]:
+    """Fewest and most tests per program. A long profile's programs are longer: fewer inner
+    runs for the same number of sequences. Hypothesis shrinks a failing one to the few tests
+    that matter."""
+    return (20, 60) if settings.default.max_examples >= 100 else (8, 14)
+
+
+def count_sequences(backend: str, tests: int) -> None:
+    SEQUENCES[backend] += tests
