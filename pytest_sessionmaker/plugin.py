@@ -93,23 +93,22 @@ def pytest_fixture_setup(
                 watch_fixture(fixturedef, transaction)
         return (yield)
     result = yield
-    _accept_baseline(fixturedef, request.config)
+    run = request.config.stash.get(RUN_KEY, None)
+    if run is not None and fixturedef.argname not in OWN_FIXTURES:
+        # Session-scoped seed data is the run's baseline; a narrower scope's is a level of its
+        # own, undone when its fixture is torn down.
+        run.accept_baseline(None if fixturedef.scope == "session" else fixturedef)
     return result
 
 
 def pytest_fixture_post_finalizer(
     fixturedef: pytest.FixtureDef[object], request: pytest.FixtureRequest
 ) -> None:
-    if fixturedef.scope != "function":
-        _accept_baseline(fixturedef, request.config)
-
-
-def _accept_baseline(fixturedef: pytest.FixtureDef[object], config: pytest.Config) -> None:
-    if fixturedef.argname in OWN_FIXTURES:
+    if fixturedef.scope == "function" or fixturedef.argname in OWN_FIXTURES:
         return
-    run = config.stash.get(RUN_KEY, None)
+    run = request.config.stash.get(RUN_KEY, None)
     if run is not None:
-        run.accept_baseline()
+        run.end_scope(fixturedef)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
