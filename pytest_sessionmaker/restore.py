@@ -208,7 +208,8 @@ class TableRestorer:
                     changed += self._emptied_behind_the_log(connection, changed)
                 self._put_back(connection, changed)
                 self._reset_counters(connection)
-                if written:
+                if changed:
+                    # The restore's own writes are logged too.
                     connection.execute(self.log.delete())
         except DBAPIError as exc:
             raise RestoreFailed(str(exc.orig or exc).strip().splitlines()[0]) from exc
@@ -224,10 +225,11 @@ class TableRestorer:
         """After the tables were made anew (a schema rebuild): every baseline row back, the
         counters back, the log empty."""
         with self.engine.begin() as connection:
-            for table in self.tables:
-                snapshot = self._snapshot_of(table)
-                if snapshot is not None:
-                    self._insert(connection, table, snapshot, where=None)
+            with self.support.foreign_keys_relaxed(connection):
+                for table in self.tables:
+                    snapshot = self._snapshot_of(table)
+                    if snapshot is not None:
+                        self._insert(connection, table, snapshot, where=None)
             self._reset_counters(connection)
             connection.execute(self.log.delete())
             if not self.ddl_logged:
@@ -358,7 +360,7 @@ class TableRestorer:
         if where is not None:
             query = query.where(where)
         statement = table.insert().from_select([c.name for c in columns], query)
-        if any(_identity_always(c) for c in columns):
+        if self.support.name == "postgresql" and any(_identity_always(c) for c in columns):
             # Values of a GENERATED ALWAYS identity column are written only when the INSERT
             # says so (PostgreSQL): the compiled statement gets the clause it cannot express.
             compiled = statement.compile(connection)
