@@ -17,17 +17,21 @@ import sys
 import tempfile
 import textwrap
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
 from helpers import MODELS
+from pytest_sessionmaker.cluster_template import TemplateCache, cache_root
 from pytest_sessionmaker.postgres_cluster import (
     PG_CTL_LOCATIONS,
+    Cluster,
+    find_binaries,
     process_alive,
     running_postmaster,
+    server_account,
     stop_postmaster,
 )
 
@@ -82,6 +86,10 @@ def test_exits_with_an_open_transaction(db_session):
     pytest.exit("enough")
 """
 
+# The suite's other test dependencies with a pytest plugin: importing them costs an inner run
+# about a second, and nothing here uses them.
+UNUSED_PLUGINS = ("-p", "no:hypothesispytest", "-p", "no:faker", "-p", "no:anyio")
+
 WAIT_LIMIT = 120.0
 IS_ROOT = os.geteuid() == 0
 
@@ -93,8 +101,7 @@ def wait_until(
     deadline = time.monotonic() + WAIT_LIMIT
     while not condition():  # type: ignore[operator]
         if process is not None and process.poll() is not None:
-            output = process.stdout.read().decode() if process.stdout else ""
-            pytest.fail(f"the inner run ended ({process.returncode}) before {what}:\n{output}")
+            pytest.fail(f"the inner run ended ({process.returncode}) before {what}")
         assert time.monotonic() < deadline, f"gave up waiting for {what}"
         time.sleep(0.01)
 
@@ -105,6 +112,7 @@ class ZeroConfigProject:
 
     pytester: pytest.Pytester
     tmpdir: Path
+    outputs: dict[int, Path] = field(default_factory=dict)
 
     @property
     def barriers(self) -> Path:
@@ -114,17 +122,24 @@ class ZeroConfigProject:
         self.pytester.makepyfile(test_app=textwrap.dedent(source))
 
     def run(self, *args: str) -> pytest.RunResult:
-        return self.pytester.runpytest_subprocess("-p", "no:cacheprovider", *args)
+        return self.pytester.runpytest_subprocess("-p", "no:cacheprovider", *UNUSED_PLUGINS, *args)
 
     def start(self, *args: str) -> subprocess.Popen[bytes]:
-        """The inner run as a process of its own, to be signalled."""
-        command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args]
-        return subprocess.Popen(
-            command,
-            cwd=self.pytester.path,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
+        """The inner run as a process of its own, to be signalled. Its output goes to a file:
+        xdist's workers inherit a pipe and would keep it open after the controller ended."""
+        command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *UNUSED_PLUGINS, *args]
+        path = self.pytester.path / f"inner-{len(self.outputs)}.out"
+        with path.open("wb") as output:
+            process = subprocess.Popen(
+                command, cwd=self.pytester.path, stdout=output, stderr=subprocess.STDOUT
+            )
+        self.outputs[process.pid] = path
+        return process
+
+    def finish(self, process: subprocess.Popen[bytes]) -> str:
+        """Wait for the inner run to end; its output."""
+        process.wait(timeout=WAIT_LIMIT)
+        return self.outputs[process.pid].read_text()
 
     def reached(self, name: str, process: subprocess.Popen[bytes]) -> int:
         """Wait for an inner test at barrier ``name``; the pid of the process running it."""
@@ -240,7 +255,7 @@ def test_an_interrupted_run_exits_2_without_a_traceback_and_stops_its_server(
         postmaster = running_postmaster(datadir)
         assert postmaster is not None
         process.send_signal(signal.SIGINT)
-    output = process.communicate(timeout=WAIT_LIMIT)[0].decode()
+    output = zero_config.finish(process)
     assert process.returncode == pytest.ExitCode.INTERRUPTED, output
     assert "AdminShutdown" not in output
     assert "OperationalError" not in output
@@ -263,7 +278,7 @@ def test_sigterm_stops_the_server_before_the_run_ends(
     expected_uid = pwd.getpwnam("postgres").pw_uid if IS_ROOT else os.geteuid()
     assert server_uid(datadir) == expected_uid
     process.send_signal(signal.SIGTERM)
-    output = process.communicate(timeout=WAIT_LIMIT)[0].decode()
+    output = zero_config.finish(process)
     assert process.returncode == -signal.SIGTERM, output
     assert not process_alive(postmaster)
     assert zero_config.run_directories() == []
@@ -282,7 +297,7 @@ def test_the_next_run_stops_the_server_of_a_killed_run(
     postmaster = running_postmaster(killed_directory / "data")
     assert postmaster is not None
     process.kill()
-    process.communicate(timeout=WAIT_LIMIT)
+    zero_config.finish(process)
     zero_config.proceed("started")
     wait_until(lambda: not process_alive(worker), "the killed run's worker to end")
     assert process_alive(postmaster)  # nothing could stop it: the next run must
@@ -305,7 +320,7 @@ def test_a_server_whose_owner_still_runs_is_left_alone(zero_config: ZeroConfigPr
         assert running_postmaster(directory / "data") is not None
     finally:
         zero_config.proceed("started")
-        output = waiting.communicate(timeout=WAIT_LIMIT)[0].decode()
+        output = zero_config.finish(waiting)
     assert waiting.returncode == 0, output
     assert zero_config.run_directories() == []
 
@@ -343,7 +358,7 @@ def test_without_postgresql_installed_database_tests_fail_with_what_to_install(
     )
     if probe.returncode != 0:
         pytest.skip(f"cannot hide the PostgreSQL binaries here (unshare --mount): {probe.stderr!r}")
-    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider"]
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *UNUSED_PLUGINS]
     result = zero_config.pytester.run(
         "unshare", "--mount", "sh", "-c", f'{hide} && exec "$@"', "sh", *command
     )
@@ -435,9 +450,21 @@ def test_the_first_run_makes_the_template_and_the_next_copies_it(
     assert mark(template_of(cache)) == template_id
 
 
+def make_template(project: ZeroConfigProject) -> Path:
+    """Make the template as a run's first server does, without the run around it."""
+    binaries = find_binaries(None, None)
+    account = server_account()
+    scratch = project.tmpdir / "scratch"
+    scratch.mkdir(mode=0o700)
+    account.give(scratch)
+    cluster = Cluster(binaries, account, scratch / "data", scratch / "postgresql.log")
+    assert TemplateCache(cache_root(), cluster).provide() is None
+    shutil.rmtree(scratch)
+    return template_of(cache_root().parent)
+
+
 def test_a_stale_template_is_replaced(zero_config: ZeroConfigProject, cache: Path) -> None:
-    run_probe(zero_config)
-    template = template_of(cache)
+    template = make_template(zero_config)
     template_id = mark(template)
     recorded = json.loads((template / "template.json").read_text())
     recorded["key"]["version"] = "postgres (PostgreSQL) 9.6.0"
@@ -447,8 +474,7 @@ def test_a_stale_template_is_replaced(zero_config: ZeroConfigProject, cache: Pat
 
 
 def test_a_damaged_template_is_replaced(zero_config: ZeroConfigProject, cache: Path) -> None:
-    run_probe(zero_config)
-    template = template_of(cache)
+    template = make_template(zero_config)
     template_id = mark(template)
     (template / "data" / "global" / "pg_control").unlink()
     assert not run_probe(zero_config)
@@ -471,7 +497,7 @@ def test_a_cache_deleted_during_the_run_is_made_again_by_the_next(
 def test_concurrent_runs_make_one_template(zero_config: ZeroConfigProject, cache: Path) -> None:
     zero_config.write_tests(COUNTING_TESTS)
     runs = [zero_config.start() for _ in range(2)]
-    outputs = [process.communicate(timeout=WAIT_LIMIT)[0].decode() for process in runs]
+    outputs = [zero_config.finish(process) for process in runs]
     assert [process.returncode for process in runs] == [0, 0], outputs
     template_of(cache)
     leftovers = [path.name for path in (cache / "pytest-sessionmaker").glob("*.*-*")]
