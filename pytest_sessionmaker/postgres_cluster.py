@@ -270,11 +270,11 @@ class Cluster:
                 timeout=START_TIMEOUT,
                 **self.account.process_options(),
             )
-        except subprocess.CalledProcessError as exc:
-            output = (exc.stderr or exc.stdout or "").strip().splitlines()
+        except (OSError, subprocess.SubprocessError) as exc:
+            output = (getattr(exc, "stderr", None) or "").strip().splitlines()
             raise DatabaseUnavailable(
-                f"PostgreSQL's {Path(command[0]).name} failed in {self.datadir.parent}: "
-                f"{output[-1] if output else exc}; choose a database with --db-url instead "
+                f"PostgreSQL's {Path(command[0]).name} failed in {self.datadir.parent} "
+                f"({output[-1] if output else exc}); choose a database with --db-url instead "
                 "(e.g. --db-url sqlite://)."
             ) from None
 
@@ -293,17 +293,20 @@ class Cluster:
         # The shell starts the server in the background and reports its pid, so that the
         # server is never a child of this process (no zombie, no Popen left to finalise).
         background = '"$@" </dev/null >>"$PYTEST_SESSIONMAKER_LOG" 2>&1 & echo $!'
-        launched = subprocess.run(  # noqa: S603 - the installation's own program
-            ["/bin/sh", "-c", background, "sh", *command],
-            cwd=self.datadir.parent,
-            env={**self.account.environment(), "PYTEST_SESSIONMAKER_LOG": str(self.logfile)},
-            capture_output=True,
-            text=True,
-            check=True,
-            start_new_session=True,
-            **self.account.process_options(),
-        )
-        pid = int(launched.stdout.strip())
+        try:
+            launched = subprocess.run(  # noqa: S603 - the installation's own program
+                ["/bin/sh", "-c", background, "sh", *command],
+                cwd=self.datadir.parent,
+                env={**self.account.environment(), "PYTEST_SESSIONMAKER_LOG": str(self.logfile)},
+                capture_output=True,
+                text=True,
+                check=True,
+                start_new_session=True,
+                **self.account.process_options(),
+            )
+            pid = int(launched.stdout.strip())
+        except (OSError, subprocess.SubprocessError, ValueError) as exc:
+            raise ServerDidNotStart(str(getattr(exc, "stderr", None) or exc).strip()) from None
         deadline = time.monotonic() + START_TIMEOUT
         while not _pid_file_says_ready(self.datadir, pid):
             if not process_alive(pid) or time.monotonic() > deadline:

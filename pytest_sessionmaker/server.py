@@ -132,11 +132,21 @@ class ThrowawayServer:
             database=DATABASE_NAME,
         )
 
+    def _started_port(self) -> int | None:
+        try:
+            port: int = json.loads((self.directory / STATE_FILE).read_text())["port"]
+        except (OSError, ValueError, KeyError):
+            return None
+        return port
+
     def _start_or_join(self, config: pytest.Config) -> int:
         from filelock import FileLock
 
         from pytest_sessionmaker.postgres_cluster import find_binaries, server_account
 
+        port = self._started_port()
+        if port is not None:
+            return port
         # Found before anything is written, so that their absence leaves nothing behind.
         binaries = find_binaries(*_chosen_pg_ctl(config))
         account = server_account()
@@ -145,9 +155,8 @@ class ThrowawayServer:
         if self.is_owner:
             self.guard.install()
         with FileLock(str(self.directory / "lock")):
-            state = self.directory / STATE_FILE
-            if state.exists():
-                port: int = json.loads(state.read_text())["port"]
+            port = self._started_port()
+            if port is not None:
                 return port
             failure = self.directory / FAILURE_FILE
             if failure.exists():
@@ -166,7 +175,10 @@ class ThrowawayServer:
                 shutil.rmtree(cluster.datadir, ignore_errors=True)
                 failure.write_text(str(exc))
                 raise
-            state.write_text(json.dumps({"port": port}))
+            # Written whole or not at all: other processes read it without the lock.
+            partial = self.directory / f"{STATE_FILE}.{os.getpid()}"
+            partial.write_text(json.dumps({"port": port}))
+            partial.replace(self.directory / STATE_FILE)
             return port
 
     def _start(self, cluster: Cluster) -> int:
