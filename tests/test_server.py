@@ -130,8 +130,13 @@ class ZeroConfigProject:
         command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *UNUSED_PLUGINS, *args]
         path = self.pytester.path / f"inner-{len(self.outputs)}.out"
         with path.open("wb") as output:
+            # A process group of its own, which a Ctrl-C in a terminal signals as a whole.
             process = subprocess.Popen(
-                command, cwd=self.pytester.path, stdout=output, stderr=subprocess.STDOUT
+                command,
+                cwd=self.pytester.path,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         self.outputs[process.pid] = path
         return process
@@ -240,7 +245,7 @@ def test_no_warning_or_log_noise_under_filterwarnings_error(
     assert "still running" not in output
 
 
-@pytest.mark.parametrize("interrupt", ["ctrl-c", "pytest.exit"])
+@pytest.mark.parametrize("interrupt", ["ctrl-c", "ctrl-c-xdist", "pytest.exit"])
 def test_an_interrupted_run_exits_2_without_a_traceback_and_stops_its_server(
     zero_config: ZeroConfigProject, interrupt: str
 ) -> None:
@@ -249,19 +254,19 @@ def test_an_interrupted_run_exits_2_without_a_traceback_and_stops_its_server(
         process = zero_config.start()
     else:
         zero_config.write_tests(WAITING_TEST)
-        process = zero_config.start()
+        process = zero_config.start(*(["-n", "2"] if interrupt == "ctrl-c-xdist" else []))
         zero_config.reached("started", process)
         datadir = zero_config.only_run_directory() / "data"
         postmaster = running_postmaster(datadir)
         assert postmaster is not None
-        process.send_signal(signal.SIGINT)
+        os.killpg(process.pid, signal.SIGINT)  # as a terminal does on Ctrl-C
     output = zero_config.finish(process)
     assert process.returncode == pytest.ExitCode.INTERRUPTED, output
     assert "AdminShutdown" not in output
     assert "OperationalError" not in output
     assert "Traceback" not in output
     assert zero_config.run_directories() == []
-    if interrupt == "ctrl-c":
+    if interrupt != "pytest.exit":
         assert not process_alive(postmaster)
 
 
