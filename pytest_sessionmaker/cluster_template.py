@@ -27,7 +27,9 @@ from typing import TYPE_CHECKING, Any
 from pytest_sessionmaker.postgres_cluster import INITDB_OPTIONS
 
 if TYPE_CHECKING:
-    from pytest_sessionmaker.postgres_cluster import Cluster
+    from filelock import FileLock
+
+    from pytest_sessionmaker.postgres_cluster import Account, Cluster
 
 # Bump when what a template holds changes, so old ones are not used.
 TEMPLATE_FORMAT = 1
@@ -40,25 +42,23 @@ def cache_root() -> Path:
     return Path(base, "pytest-sessionmaker")
 
 
-def copy_cluster(source: Path, target: Path, cluster: Cluster | None = None) -> None:
-    """Copy a data directory file by file, keeping modes; given ``cluster``, its account owns
+def copy_cluster(source: Path, target: Path, owner: Account | None = None) -> None:
+    """Copy a data directory file by file, keeping modes; given ``owner``, that account owns
     the copy (PostgreSQL accepts only a data directory owned by the user it runs as)."""
     target.mkdir(mode=source.stat().st_mode & 0o777)
-    if cluster is not None:
-        cluster.account.give(target)
+    made = [target]
     for directory, subdirectories, files in os.walk(source):
         relative = Path(directory).relative_to(source)
         for name in subdirectories:
-            made = target / relative / name
-            made.mkdir(mode=(Path(directory) / name).stat().st_mode & 0o777)
-            if cluster is not None:
-                cluster.account.give(made)
+            made.append(target / relative / name)
+            made[-1].mkdir(mode=(Path(directory) / name).stat().st_mode & 0o777)
         for name in files:
-            copied = target / relative / name
-            shutil.copyfile(Path(directory) / name, copied, follow_symlinks=False)
-            copied.chmod((Path(directory) / name).stat().st_mode & 0o777)
-            if cluster is not None:
-                cluster.account.give(copied)
+            made.append(target / relative / name)
+            shutil.copyfile(Path(directory) / name, made[-1], follow_symlinks=False)
+            made[-1].chmod((Path(directory) / name).stat().st_mode & 0o777)
+    if owner is not None:
+        for path in made:
+            owner.give(path)
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,7 @@ class TemplateCache:
         if template_id is None:
             return None
         try:
-            copy_cluster(self.directory / "data", datadir, self.cluster)
+            copy_cluster(self.directory / "data", datadir, self.cluster.account)
         except OSError:
             template_id = None
         if template_id is None or self._valid_id() != template_id:
@@ -112,7 +112,7 @@ class TemplateCache:
             return None
         return template_id
 
-    def _lock(self) -> Any:
+    def _lock(self) -> FileLock:
         from filelock import FileLock
 
         self.root.mkdir(parents=True, exist_ok=True)
