@@ -292,7 +292,7 @@ def test_sigterm_stops_the_server_before_the_run_ends(
 
 
 @pytest.mark.parametrize("xdist", [False, True], ids=["single", "xdist"])
-def test_the_next_run_stops_the_server_of_a_killed_run(
+def test_the_next_run_stops_the_server_of_a_killed_run_even_if_its_pid_was_reused(
     zero_config: ZeroConfigProject, xdist: bool
 ) -> None:
     zero_config.write_tests(WAITING_TEST)
@@ -306,6 +306,11 @@ def test_the_next_run_stops_the_server_of_a_killed_run(
     zero_config.proceed("started")
     wait_until(lambda: not process_alive(worker), "the killed run's worker to end")
     assert process_alive(postmaster)  # nothing could stop it: the next run must
+    owner_file = killed_directory / "owner.json"
+    owner = json.loads(owner_file.read_text())
+    assert owner["pid"] == process.pid
+    # Its pid now belongs to a running process (this one) started at another time.
+    owner_file.write_text(json.dumps({**owner, "pid": os.getpid()}))
 
     zero_config.write_tests(COUNTING_TESTS)
     zero_config.run().assert_outcomes(passed=5)
