@@ -311,23 +311,33 @@ class Cluster:
         while not _pid_file_says_ready(self.datadir, pid):
             if not process_alive(pid) or time.monotonic() > deadline:
                 stop_postmaster(self.datadir)
-                raise ServerDidNotStart(log_excerpt(self.logfile) or "no message in its log")
+                raise ServerDidNotStart(
+                    log_excerpt(self.logfile) or "no message in its log",
+                    port_was_taken=_log_says_port_taken(self.logfile),
+                )
             time.sleep(POLL_INTERVAL)
 
 
 class ServerDidNotStart(DatabaseUnavailable):
     """The postmaster exited (or hung) before accepting connections."""
 
-    def __init__(self, detail: str) -> None:
+    def __init__(self, detail: str, port_was_taken: bool = False) -> None:
         super().__init__(
             f"The throwaway PostgreSQL did not start ({detail}); choose a database with "
             "--db-url instead (e.g. --db-url sqlite://)."
         )
-        self.detail = detail
+        self.port_was_taken = port_was_taken
 
-    @property
-    def port_was_taken(self) -> bool:
-        return "could not bind" in self.detail or "already in use" in self.detail
+
+def _log_says_port_taken(logfile: Path) -> bool:
+    """Whether the last start failed for its port: another process took the free port found
+    between its choice and the server's bind (the FATAL line itself only says that no socket
+    could be created)."""
+    try:
+        attempt = logfile.read_text(errors="replace").rsplit("starting PostgreSQL", 1)[-1]
+    except OSError:
+        return False
+    return "could not bind" in attempt and "Address already in use" in attempt
 
 
 def _pid_file_says_ready(datadir: Path, pid: int) -> bool:

@@ -12,6 +12,7 @@ import os
 import pwd
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -28,6 +29,7 @@ from pytest_sessionmaker.cluster_template import TemplateCache, cache_root
 from pytest_sessionmaker.postgres_cluster import (
     PG_CTL_LOCATIONS,
     Cluster,
+    ServerDidNotStart,
     find_binaries,
     process_alive,
     running_postmaster,
@@ -335,6 +337,19 @@ def test_a_server_whose_owner_still_runs_is_left_alone(zero_config: ZeroConfigPr
     assert zero_config.run_directories() == []
 
 
+def test_a_port_taken_before_the_server_binds_it_is_told_apart(server_tmpdir: Path) -> None:
+    """The run then tries another port instead of blaming the template."""
+    cluster = scratch_cluster(server_tmpdir / "run")
+    TemplateCache(cache_root(), cluster).provide()
+    with (
+        socket.create_server(("127.0.0.1", 0)) as taken,
+        pytest.raises(ServerDidNotStart) as failure,
+    ):
+        cluster.start(taken.getsockname()[1])
+    assert failure.value.port_was_taken
+    assert running_postmaster(cluster.datadir) is None
+
+
 # --- A failed start leaves nothing behind and says what to do in one sentence ----------------
 
 
@@ -460,16 +475,19 @@ def test_the_first_run_makes_the_template_and_the_next_copies_it(
     assert mark(template_of(cache)) == template_id
 
 
+def scratch_cluster(directory: Path) -> Cluster:
+    """A cluster to be made in ``directory``, as a run's first server makes it."""
+    directory.mkdir(mode=0o700)
+    account = server_account()
+    account.give(directory)
+    return Cluster(find_binaries(None, None), account, directory / "data", directory / "log")
+
+
 def make_template(project: ZeroConfigProject) -> Path:
     """Make the template as a run's first server does, without the run around it."""
-    binaries = find_binaries(None, None)
-    account = server_account()
-    scratch = project.tmpdir / "scratch"
-    scratch.mkdir(mode=0o700)
-    account.give(scratch)
-    cluster = Cluster(binaries, account, scratch / "data", scratch / "postgresql.log")
+    cluster = scratch_cluster(project.tmpdir / "scratch")
     assert TemplateCache(cache_root(), cluster).provide() is None
-    shutil.rmtree(scratch)
+    shutil.rmtree(cluster.datadir.parent)
     return template_of(cache_root().parent)
 
 
