@@ -76,9 +76,9 @@ MISSING_BINARIES = (
     "ini key."
 )
 NOT_PG_CTL = (
-    "--postgresql-exec names {path}, which is not PostgreSQL's pg_ctl ({problem}): point it at "
-    "the pg_ctl of a PostgreSQL installation (e.g. /usr/lib/postgresql/15/bin/pg_ctl), or "
-    "choose a database with --db-url (e.g. --db-url sqlite://)."
+    "{path} ({source}) is not PostgreSQL's pg_ctl ({problem}): point --postgresql-exec at the "
+    "pg_ctl of a PostgreSQL installation (e.g. /usr/lib/postgresql/15/bin/pg_ctl), or choose a "
+    "database with --db-url (e.g. --db-url sqlite://)."
 )
 
 
@@ -132,34 +132,34 @@ def find_binaries(chosen: str | None, ini_choice: str | None) -> Binaries:
     PostgreSQL 14's Debian path, and without its private default nothing tells the two apart.
     """
     if chosen is not None:
-        pg_ctl = Path(chosen)
+        pg_ctl, source = Path(chosen), "from --postgresql-exec"
         if not pg_ctl.is_file():
-            raise DatabaseUnavailable(NOT_PG_CTL.format(path=chosen, problem="no such file"))
+            raise DatabaseUnavailable(
+                NOT_PG_CTL.format(source=source, path=chosen, problem="no such file")
+            )
     elif ini_choice and Path(ini_choice).is_file():
-        pg_ctl = Path(ini_choice)
+        pg_ctl, source = Path(ini_choice), "from the postgresql_exec ini key"
     else:
         found = _search_pg_ctl()
         if found is None:
             looked = ("PATH", "pg_config --bindir", *PG_CTL_LOCATIONS)
             places = ", ".join((*looked, ini_choice) if ini_choice else looked)
             raise DatabaseUnavailable(MISSING_BINARIES.format(places=places))
-        pg_ctl = Path(found)
+        pg_ctl, source = Path(found), "found by searching"
     # /usr/local/bin/pg_ctl is often a link into the real bindir, where postgres and initdb are.
     bindir = pg_ctl.resolve().parent
     missing = [name for name in ("postgres", "initdb") if not (bindir / name).is_file()]
     if missing:
-        raise DatabaseUnavailable(
-            NOT_PG_CTL.format(
-                path=pg_ctl, problem=f"no {' or '.join(missing)} next to it in {bindir}"
-            )
-        )
+        problem = f"no {' or '.join(missing)} next to it in {bindir}"
+        raise DatabaseUnavailable(NOT_PG_CTL.format(source=source, path=pg_ctl, problem=problem))
     try:
         version = subprocess.run(  # noqa: S603 - the installation's own program
             [str(bindir / "postgres"), "-V"], capture_output=True, text=True, check=True
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError) as exc:
+        problem = f"its postgres does not run: {exc}"
         raise DatabaseUnavailable(
-            NOT_PG_CTL.format(path=pg_ctl, problem=f"its postgres does not run: {exc}")
+            NOT_PG_CTL.format(source=source, path=pg_ctl, problem=problem)
         ) from None
     return Binaries(bindir, version)
 

@@ -400,7 +400,8 @@ def test_a_bad_postgresql_exec_fails_database_tests_with_what_to_set(
         pg_ctl.write_text("#!/bin/sh\nexit 1\n")
         pg_ctl.chmod(0o755)
     result = zero_config.run("--postgresql-exec", str(pg_ctl))
-    assert_failed_start(result, zero_config, f"*--postgresql-exec names {pg_ctl}*point it at*")
+    advice = f"*{pg_ctl} (from --postgresql-exec) is not PostgreSQL's pg_ctl*point*at*"
+    assert_failed_start(result, zero_config, advice)
 
 
 @pytest.mark.skipif(not IS_ROOT, reason="as another user the server runs as that user")
