@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import pytest
@@ -70,10 +71,11 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    # After the session fixtures' teardown, which still uses the server.
-    from pytest_sessionmaker.server import stop_throwaway_server
-
-    stop_throwaway_server(config)
+    # After the session fixtures' teardown, which still uses the throwaway server. A run that
+    # never imported its module has none, and need not import it now.
+    server = sys.modules.get("pytest_sessionmaker.server")
+    if server is not None:
+        server.stop_throwaway_server(config)
 
 
 class XdistHooks:

@@ -61,7 +61,9 @@ import os, pathlib, time
 
 def barrier(name):
     here = pathlib.Path(os.environ["BARRIER_DIR"])
-    (here / f"{name}.reached").write_text(str(os.getpid()))
+    partial = here / f"{name}.{os.getpid()}"
+    partial.write_text(str(os.getpid()))
+    partial.rename(here / f"{name}.reached")  # whole, or not there yet
     deadline = time.monotonic() + 120
     while not (here / f"{name}.proceed").exists():
         assert time.monotonic() < deadline, "the outer test never said to proceed"
@@ -115,6 +117,7 @@ class ZeroConfigProject:
     pytester: pytest.Pytester
     tmpdir: Path
     outputs: dict[int, Path] = field(default_factory=dict)
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     @property
     def barriers(self) -> Path:
@@ -141,7 +144,15 @@ class ZeroConfigProject:
                 start_new_session=True,
             )
         self.outputs[process.pid] = path
+        self.processes.append(process)
         return process
+
+    def end_leftovers(self) -> None:
+        """Kill what a failed test left running: the inner runs, with their xdist workers."""
+        for process in self.processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
 
     def finish(self, process: subprocess.Popen[bytes]) -> str:
         """Wait for the inner run to end; its output."""
@@ -181,7 +192,7 @@ def server_tmpdir() -> Iterator[Path]:
 @pytest.fixture
 def zero_config(
     pytester: pytest.Pytester, server_tmpdir: Path, monkeypatch: pytest.MonkeyPatch
-) -> ZeroConfigProject:
+) -> Iterator[ZeroConfigProject]:
     pytester.makepyfile(models=MODELS, barrier=BARRIER)
     pytester.makeini("[pytest]\ndb_metadata = models:Base\n")
     pytester.makepyfile(test_app=COUNTING_TESTS)
@@ -189,7 +200,8 @@ def zero_config(
     project.barriers.mkdir()
     monkeypatch.setenv("TMPDIR", str(server_tmpdir))
     monkeypatch.setenv("BARRIER_DIR", str(project.barriers))
-    return project
+    yield project
+    project.end_leftovers()
 
 
 def server_uid(datadir: Path) -> int:
