@@ -142,7 +142,8 @@ class ThrowawayServer:
     def _start_or_join(self, config: pytest.Config) -> int:
         from filelock import FileLock
 
-        from pytest_sessionmaker.postgres_cluster import find_binaries, server_account
+        from pytest_sessionmaker.postgres_cluster import server_account
+        from pytest_sessionmaker.postgres_install import find_binaries
 
         port = self._started_port()
         if port is not None:

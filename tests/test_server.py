@@ -27,15 +27,14 @@ import pytest
 from helpers import MODELS
 from pytest_sessionmaker.cluster_template import TemplateCache, cache_root
 from pytest_sessionmaker.postgres_cluster import (
-    PG_CTL_LOCATIONS,
     Cluster,
     ServerDidNotStart,
-    find_binaries,
     process_alive,
     running_postmaster,
     server_account,
     stop_postmaster,
 )
+from pytest_sessionmaker.postgres_install import PG_CTL_LOCATIONS, find_binaries
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
