@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import sys
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -62,9 +63,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
         configure_application(config)
     if settings.url is None:
-        from pytest_sessionmaker.server import ensure_run_id
+        from pytest_sessionmaker.server import configure_throwaway_server
 
-        ensure_run_id(config)
+        configure_throwaway_server(config)
+        if config.pluginmanager.hasplugin("xdist"):
+            config.pluginmanager.register(XdistHooks(), "sessionmaker-xdist")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -117,8 +120,18 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     return header_lines(config.stash[SETTINGS_KEY])
 
 
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    if session.config.stash[SETTINGS_KEY].url is None:
-        from pytest_sessionmaker.server import stop_throwaway_server
+def pytest_unconfigure(config: pytest.Config) -> None:
+    # After the session fixtures' teardown, which still uses the throwaway server. A run that
+    # never imported its module has none, and need not import it now.
+    server = sys.modules.get("pytest_sessionmaker.server")
+    if server is not None:
+        server.stop_throwaway_server(config)
 
-        stop_throwaway_server(session.config)
+
+class XdistHooks:
+    """xdist's hooks, registered only when xdist is installed (pytest rejects unknown hooks)."""
+
+    def pytest_configure_node(self, node: Any) -> None:
+        from pytest_sessionmaker.server import hand_to_worker
+
+        hand_to_worker(node.config, node.workerinput)
