@@ -1,0 +1,185 @@
+"""The printed report (reStructuredText tables, pasted as is into README.rst) and its JSON."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import statistics
+from dataclasses import asdict
+from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from pathlib import Path
+
+    from sessionmaker_bench.first_test import FirstTest
+    from sessionmaker_bench.per_test import Slope
+    from sessionmaker_bench.startup import Variant
+
+PACKAGES = ("pytest", "SQLAlchemy", "psycopg", "pytest-postgresql", "pytest-sqla", "pytest-xdist")
+
+
+def machine(server: str) -> str:
+    """The facts a reader needs to compare a run with theirs."""
+    memory = ""
+    try:
+        with open("/proc/meminfo") as info:
+            memory = f", {int(info.readline().split()[1]) / 1024 / 1024:.0f} GiB RAM"
+    except (OSError, ValueError, IndexError):
+        pass
+    versions = []
+    for package in PACKAGES:
+        with contextlib.suppress(PackageNotFoundError):
+            versions.append(f"{package} {version(package)}")
+    return (
+        f"{os.cpu_count()} CPUs{memory}, {platform.system()} {platform.machine()}, "
+        f"Python {platform.python_version()}, {', '.join(versions)}, {server}"
+    )
+
+
+def load() -> str:
+    """The load average: how busy the (possibly shared) machine was."""
+    try:
+        one, five, fifteen = os.getloadavg()
+    except OSError:
+        return "unknown"
+    return f"{one:.2f} {five:.2f} {fifteen:.2f}"
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.2f}"
+
+
+def spread(values: Sequence[float], scale: float, digits: int) -> str:
+    if not values:
+        return ""
+    return f"{min(values) * scale:.{digits}f} to {max(values) * scale:.{digits}f}"
+
+
+def note(problem: str | None) -> str:
+    """A problem, short enough for a table cell (the JSON report keeps it whole)."""
+    text = " ".join((problem or "").split())
+    return text if len(text) <= 90 else text[:87] + "..."
+
+
+def render(rows: list[list[str]]) -> str:
+    """A reStructuredText simple table: first column left-aligned, numbers right-aligned."""
+    columns = len(rows[0])
+    widths = [max(len(row[i]) for row in rows) for i in range(columns)]
+    rule = "  ".join("=" * width for width in widths)
+
+    def line(row: list[str], header: bool = False) -> str:
+        cells = [row[0].ljust(widths[0])]
+        for index in range(1, columns):
+            last = index == columns - 1
+            text = row[index]
+            cells.append(text.ljust(widths[index]) if header or last else text.rjust(widths[index]))
+        return "  ".join(cells).rstrip()
+
+    return "\n".join([rule, line(rows[0], header=True), rule, *map(line, rows[1:]), rule])
+
+
+def per_test_table(slopes: list[Slope]) -> str:
+    rows = [
+        ["strategy", "tests", "per test ms", "range ms", "x floor", "set-up s", "range s", "note"]
+    ]
+    for slope in slopes:
+        sizes = f"{slope.sizes[0]}/{slope.sizes[1]}"
+        if not slope.per_test:
+            rows.append(
+                [slope.label, sizes, "-", "", "", "-", "", note(slope.problem or "no runs")]
+            )
+            continue
+        ratio = f"{statistics.median(slope.x_floor):.2f}" if slope.x_floor else ""
+        rows.append(
+            [
+                slope.label,
+                sizes,
+                ms(statistics.median(slope.per_test)),
+                spread(slope.per_test, 1000, 2),
+                ratio,
+                f"{statistics.median(slope.setup):.2f}",
+                spread(slope.setup, 1, 2),
+                note(slope.problem),
+            ]
+        )
+    return render(rows)
+
+
+def first_test_table(rows_in: list[FirstTest]) -> str:
+    rows = [["one test", "median s", "range s", "over plain pytest", "note"]]
+    for row in rows_in:
+        if not row.walls:
+            rows.append([row.label, "-", "", "", note(row.problem or "no runs")])
+            continue
+        over = f"+{statistics.median(row.over_plain):.2f} s" if row.over_plain else ""
+        if row.label.startswith("plain"):
+            over = ""
+        rows.append(
+            [
+                row.label,
+                f"{statistics.median(row.walls):.2f}",
+                spread(row.walls, 1, 2),
+                over,
+                note(row.problem),
+            ]
+        )
+    return render(rows)
+
+
+def startup_lines(variants: list[Variant], tests: int) -> list[str]:
+    if not variants:
+        return []
+    base = variants[0]
+    counted = [v for v in variants if v.values]
+    if variants[0].unit == "instructions":
+        lines = [f"Start-up, {tests} tests using no database, instructions (callgrind):"]
+        for variant in variants:
+            if not variant.values:
+                lines.append(f"  {variant.label:32s} failed: {variant.problem}")
+                continue
+            count = variant.values[0]
+            extra = (
+                f"  (+{count / base.values[0] - 1:.2%})"
+                if variant is not base and base.values
+                else ""
+            )
+            lines.append(f"  {variant.label:32s} {count / 1e9:.3f} G{extra}")
+        return lines
+    runs = max((len(v.values) for v in counted), default=0)
+    lines = [f"Start-up, {tests} tests using no database (median of {runs} runs):"]
+    for variant in variants:
+        if not variant.values:
+            lines.append(f"  {variant.label:32s} failed: {variant.problem}")
+            continue
+        wall = statistics.median(variant.values)
+        extra = ""
+        if variant is not base and base.values:
+            extra = f"  (+{ms(wall - statistics.median(base.values))} ms)"
+        lines.append(f"  {variant.label:32s} {wall:.3f} s{extra}")
+    return lines
+
+
+def xdist_lines(walls: dict[str, list[float]], tests: int) -> list[str]:
+    if not all(walls.values()):
+        return ["xdist: failed"]
+    (serial_label, serial), (parallel_label, parallel) = walls.items()
+    a, b = statistics.median(serial), statistics.median(parallel)
+    return [
+        f"xdist, pytest-sessionmaker rollback, {tests} tests (median wall of {len(serial)} runs):",
+        f"  {serial_label} {a:.2f} s, {parallel_label} {b:.2f} s: {a / b:.2f}x the throughput",
+    ]
+
+
+def write_json(path: Path, results: dict[str, Any]) -> None:
+    def plain(value: Any) -> Any:
+        if isinstance(value, list):
+            return [plain(item) for item in value]
+        if hasattr(value, "__dataclass_fields__"):
+            return asdict(value)
+        return value
+
+    path.write_text(json.dumps({key: plain(value) for key, value in results.items()}, indent=2))
