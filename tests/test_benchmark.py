@@ -54,9 +54,11 @@ def test_per_test_gives_a_slope_and_a_set_up_per_round_for_each_strategy(
         assert row["problem"] is None, key
         assert numbers(row["per_test"], 2), key
         assert numbers(row["setup"], 2), key
+        assert numbers(row["cpu_per_test"], 2), key
         # Ratios exist for the rounds whose floor slope came out positive, which a suite of
         # four tests does not promise; those that exist are numbers.
         assert numbers(row["x_floor"], len(row["x_floor"])), key
+        assert numbers(row["cpu_x_floor"], len(row["cpu_x_floor"])), key
     assert rows["floor"]["x_floor"] in ([], [1.0], [1.0, 1.0])
 
 

@@ -17,7 +17,14 @@ from sessionmaker_bench.suite import REPO
 
 DEFAULT_VENV = REPO / "benchmarks" / ".venv"
 CHILD_MARK = "PYTEST_SESSIONMAKER_BENCH_CHILD"
-REQUIRED = ("pytest_sessionmaker", "pytest_postgresql", "xdist", "pyinstrument", "psycopg")
+REQUIRED = (
+    "pytest_sessionmaker",
+    "pytest_postgresql",
+    "xdist",
+    "pyinstrument",
+    "psycopg",
+    "pymysql",
+)
 OPTIONAL = ("pytest_sqla",)
 
 

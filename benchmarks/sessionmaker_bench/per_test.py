@@ -12,12 +12,11 @@ of the same round.
 
 from __future__ import annotations
 
-import statistics
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from sessionmaker_bench.environment import unavailable
-from sessionmaker_bench.running import environment, run_pytest
+from sessionmaker_bench.running import Run, environment, run_pytest
 from sessionmaker_bench.strategies import BY_KEY, COMPARED, Strategy
 from sessionmaker_bench.suite import write_suite
 
@@ -30,32 +29,33 @@ if TYPE_CHECKING:
 
 @dataclass
 class Measured:
-    """One strategy's wall times: per round, seconds per suite size."""
+    """One strategy's runs: per round, seconds (wall and CPU) per suite size."""
 
     strategy: Strategy
     sizes: tuple[int, int]
-    rounds: dict[int, dict[int, float]] = field(default_factory=dict)
+    walls: dict[int, dict[int, float]] = field(default_factory=dict)
+    cpus: dict[int, dict[int, float]] = field(default_factory=dict)
     problem: str | None = None
 
-    def slopes(self) -> dict[int, float]:
+    def slopes(self, cpu: bool = False) -> dict[int, float]:
         small, large = self.sizes
         return {
-            number: (walls[large] - walls[small]) / (large - small)
-            for number, walls in self.rounds.items()
-            if len(walls) == 2
+            number: (times[large] - times[small]) / (large - small)
+            for number, times in (self.cpus if cpu else self.walls).items()
+            if len(times) == 2
         }
 
     def setups(self) -> dict[int, float]:
         small = self.sizes[0]
         return {
-            number: self.rounds[number][small] - small * slope
+            number: self.walls[number][small] - small * slope
             for number, slope in self.slopes().items()
         }
 
 
 @dataclass(frozen=True)
 class Slope:
-    """One row of the comparison (times in seconds)."""
+    """One row of the comparison (seconds), each list one value per complete round."""
 
     key: str
     label: str
@@ -63,6 +63,8 @@ class Slope:
     per_test: list[float]
     setup: list[float]
     x_floor: list[float]
+    cpu_per_test: list[float]
+    cpu_x_floor: list[float]
     problem: str | None
 
 
@@ -96,7 +98,7 @@ def measure(settings: Settings, server: Server, workdir: Path) -> list[Slope]:
             folder = workdir / "per-test" / f"{item.strategy.key}-{size}"
             folders[item.strategy.key, size] = write_suite(folder, item.strategy, size)
 
-    def run(item: Measured, size: int, label: str) -> float | None:
+    def run(item: Measured, size: int, label: str) -> Run | None:
         env = environment(workdir / "tmp", server.url_for(item.strategy.key), settings.tables)
         outcome = run_pytest(folders[item.strategy.key, size], item.strategy.plugins, env)
         if outcome.problem is not None:
@@ -104,7 +106,7 @@ def measure(settings: Settings, server: Server, workdir: Path) -> list[Slope]:
             print(f"{label}: {item.strategy.key} at {size} tests FAILED", flush=True)
             return None
         print(f"{label}: {item.strategy.key} at {size} tests {outcome.wall:.2f} s", flush=True)
-        return outcome.wall
+        return outcome
 
     # One uncounted run of every suite: compiles and caches its modules, warms the server's
     # caches, and finds a failing strategy before the rounds spend time on it.
@@ -120,31 +122,33 @@ def measure(settings: Settings, server: Server, workdir: Path) -> list[Slope]:
             for size in sizes:
                 if item.problem is not None:
                     break
-                wall = run(item, size, f"round {number + 1}/{settings.rounds}")
-                if wall is not None:
-                    item.rounds.setdefault(number, {})[size] = wall
+                outcome = run(item, size, f"round {number + 1}/{settings.rounds}")
+                if outcome is not None:
+                    item.walls.setdefault(number, {})[size] = outcome.wall
+                    item.cpus.setdefault(number, {})[size] = outcome.cpu
     return [slope_row(item, measured) for item in measured]
 
 
 def slope_row(item: Measured, measured: list[Measured]) -> Slope:
     floor = next((m for m in measured if m.strategy.key == "floor"), None)
-    floor_slopes = floor.slopes() if floor is not None else {}
-    slopes = item.slopes()
-    ratios = [
-        slope / floor_slopes[number]
-        for number, slope in slopes.items()
-        if floor_slopes.get(number, 0) > 0
-    ]
+
+    def ratios(cpu: bool) -> list[float]:
+        """Each round's slope over the floor's of the same round."""
+        floors = floor.slopes(cpu) if floor is not None else {}
+        return [
+            slope / floors[number]
+            for number, slope in item.slopes(cpu).items()
+            if floors.get(number, 0) > 0
+        ]
+
     return Slope(
         item.strategy.key,
         item.strategy.label,
         item.sizes,
-        list(slopes.values()),
+        list(item.slopes().values()),
         list(item.setups().values()),
-        ratios,
+        ratios(cpu=False),
+        list(item.slopes(cpu=True).values()),
+        ratios(cpu=True),
         item.problem,
     )
-
-
-def median(values: list[float]) -> float | None:
-    return statistics.median(values) if values else None

@@ -83,30 +83,33 @@ def render(rows: list[list[str]]) -> str:
 
 
 def per_test_table(slopes: list[Slope]) -> str:
-    rows = [
-        ["strategy", "tests", "per test ms", "range ms", "x floor", "set-up s", "range s", "note"]
-    ]
+    header = ["strategy", "tests", "per test ms", "range ms", "x floor", "set-up s", "range s"]
+    rows = [[*header, "CPU ms", "x floor", "note"]]
     for slope in slopes:
         sizes = f"{slope.sizes[0]}/{slope.sizes[1]}"
         if not slope.per_test:
-            rows.append(
-                [slope.label, sizes, "-", "", "", "-", "", note(slope.problem or "no runs")]
-            )
+            empty = ["-", "", "", "-", "", "-", ""]
+            rows.append([slope.label, sizes, *empty, note(slope.problem or "no runs")])
             continue
-        ratio = f"{statistics.median(slope.x_floor):.2f}" if slope.x_floor else ""
         rows.append(
             [
                 slope.label,
                 sizes,
                 ms(statistics.median(slope.per_test)),
                 spread(slope.per_test, 1000, 2),
-                ratio,
+                ratio(slope.x_floor),
                 f"{statistics.median(slope.setup):.2f}",
                 spread(slope.setup, 1, 2),
+                ms(statistics.median(slope.cpu_per_test)),
+                ratio(slope.cpu_x_floor),
                 note(slope.problem),
             ]
         )
     return render(rows)
+
+
+def ratio(values: list[float]) -> str:
+    return f"{statistics.median(values):.2f}" if values else ""
 
 
 def first_test_table(rows_in: list[FirstTest]) -> str:

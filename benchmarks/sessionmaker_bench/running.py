@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -29,8 +30,17 @@ TIMEOUT = 900
 class Run:
     wall: float
     """Seconds from starting the process to its exit."""
+    cpu: float = 0.0
+    """CPU seconds (user + system) of the pytest process and the children it waited for; not
+    the database server's. Other work on a shared machine delays a run's wall time much more
+    than its CPU time, so the CPU figures show the client's own cost when the walls are noisy."""
     problem: str | None = None
     """Why the run failed, in one line; None when it passed."""
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def environment(
@@ -76,6 +86,8 @@ def run_pytest(
 ) -> Run:
     """Run the suite in ``directory``; ``launcher`` starts pytest (under valgrind, a profiler)."""
     command = pytest_command(plugins, arguments, launcher)
+    # The benchmark runs one child at a time, so the growth of its children's usage is this one's.
+    cpu_before = children_cpu()
     start = time.perf_counter()
     try:
         result = subprocess.run(
@@ -88,11 +100,12 @@ def run_pytest(
             check=False,
         )
     except subprocess.TimeoutExpired:
-        return Run(time.perf_counter() - start, f"timed out after {TIMEOUT} s")
+        return Run(time.perf_counter() - start, problem=f"timed out after {TIMEOUT} s")
     wall = time.perf_counter() - start
+    cpu = children_cpu() - cpu_before
     if result.returncode != 0:
-        return Run(wall, first_problem(result.stdout + result.stderr))
-    return Run(wall)
+        return Run(wall, cpu, first_problem(result.stdout + result.stderr))
+    return Run(wall, cpu)
 
 
 def first_problem(output: str) -> str:

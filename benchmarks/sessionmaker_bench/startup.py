@@ -11,7 +11,6 @@ which a busy machine does not disturb. xdist: our rollback suite at ``--xdist-te
 from __future__ import annotations
 
 import shutil
-import statistics
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -117,7 +116,3 @@ def xdist(settings: Settings, server: Server, workdir: Path) -> dict[str, list[f
             )
             walls[label].append(outcome.wall)
     return walls
-
-
-def median(values: list[float]) -> float:
-    return statistics.median(values)
