@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -181,6 +182,8 @@ def run(settings: Settings) -> int:
     (workdir / "tmp").mkdir(mode=0o1777)
     (workdir / "tmp").chmod(0o1777)
     server = Server(settings.url, workdir)
+    # A benchmark stopped with kill still drops its databases and folder (the finally below).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     started = time.perf_counter()
     results: dict[str, Any] = {
         "machine": report.machine(server.describe()),

@@ -4,9 +4,9 @@ Rows: plain pytest with one empty test; pytest-sessionmaker with nothing configu
 throwaway PostgreSQL); with the running server's URL, for each schema size; the same with
 ``--db-reuse`` from the second run on; pytest-postgresql starting its own server
 (``postgresql_proc`` + ``postgresql``) and on the running server (``postgresql_noproc``). The
-database rows run the same ORM test. Runs are interleaved: each round runs every row once, in an
-order rotated by one row per round; each row is also given as its excess over plain pytest in the
-same round.
+database rows run the same ORM test. Each row runs once uncounted first; then runs are
+interleaved: each round runs every row once, in an order rotated by one row per round, and each
+row is also given as its excess over plain pytest in the same round.
 """
 
 from __future__ import annotations
@@ -34,8 +34,6 @@ class Case:
     url: bool
     """Whether the server's URL is given (else the strategy finds or starts a server itself)."""
     arguments: tuple[str, ...] = ()
-    warm_up: bool = False
-    """Run once uncounted first: what is measured is the second run onwards."""
 
     @property
     def name(self) -> str:
@@ -80,7 +78,6 @@ def cases(settings: Settings, backend: str) -> list[Case]:
                     tables,
                     url=True,
                     arguments=("--db-reuse",),
-                    warm_up=True,
                 ),
             ]
         rows += [
@@ -118,9 +115,10 @@ def measure(settings: Settings, server: Server, workdir: Path) -> list[FirstTest
         print(f"{label}: {item.case.label} {outcome.wall:.2f} s", flush=True)
         return outcome.wall
 
+    # One uncounted run of every row: its bytecode is cached as in a developer's checkout, and
+    # with --db-reuse what is measured is the second run onwards.
     for item in timed:
-        if item.case.warm_up:
-            run(item, "warm-up")
+        run(item, "warm-up")
     active = [item for item in timed if item.problem is None]
     for number in range(settings.first_test_runs):
         shift = number % len(active)
