@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """What pytest-sessionmaker costs a user, next to what they would otherwise pick.
 
-    python benchmarks/compare.py                     # everything but the profile, ~15 minutes
+    python benchmarks/compare.py                     # all but the profile, ~16 minutes
     python benchmarks/compare.py per-test --only floor ours --rounds 3
     python benchmarks/compare.py --help
 

@@ -18,7 +18,7 @@ from sessionmaker_bench.suite import BENCHMARKS
 
 SCRIPT = BENCHMARKS / "compare.py"
 USAGE = """\
-Modes (default: per-test first-test startup xdist, about 15 minutes):
+Modes (default: per-test first-test startup xdist, about 16 minutes on 2 quiet CPUs):
   per-test    per-test cost: slope of whole-process wall time between two suite sizes
   first-test  time to the first test: the whole process of running one test
   startup     1000 tests that use no database: what loading the plugin costs
@@ -198,6 +198,9 @@ def run(settings: Settings) -> int:
                 "",
                 f"Per test: {settings.rounds} rounds, {settings.tables} tables.",
                 report.per_test_table(slopes),
+                "",
+                "One-time set-up (intercept at 0 tests):",
+                report.setup_table(slopes),
             ]
         if "first-test" in settings.modes:
             rows = first_test.measure(settings, server, workdir)

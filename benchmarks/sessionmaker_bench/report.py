@@ -66,7 +66,7 @@ def note(problem: str | None) -> str:
 
 
 def render(rows: list[list[str]]) -> str:
-    """A reStructuredText simple table: first column left-aligned, numbers right-aligned."""
+    """A reStructuredText simple table: labels and notes left-aligned, numbers right-aligned."""
     columns = len(rows[0])
     widths = [max(len(row[i]) for row in rows) for i in range(columns)]
     rule = "  ".join("=" * width for width in widths)
@@ -74,37 +74,49 @@ def render(rows: list[list[str]]) -> str:
     def line(row: list[str], header: bool = False) -> str:
         cells = [row[0].ljust(widths[0])]
         for index in range(1, columns):
-            last = index == columns - 1
             text = row[index]
-            cells.append(text.ljust(widths[index]) if header or last else text.rjust(widths[index]))
+            left = header or rows[0][index] == "note"
+            cells.append(text.ljust(widths[index]) if left else text.rjust(widths[index]))
         return "  ".join(cells).rstrip()
 
     return "\n".join([rule, line(rows[0], header=True), rule, *map(line, rows[1:]), rule])
 
 
 def per_test_table(slopes: list[Slope]) -> str:
-    header = ["strategy", "tests", "per test ms", "range ms", "x floor", "set-up s", "range s"]
-    rows = [[*header, "CPU ms", "x floor", "note"]]
+    """Wall and CPU time per test: the slopes, median of the rounds, and their ratio to the
+    floor's. A note column only when a strategy has a problem to report."""
+    notes = any(slope.problem for slope in slopes)
+    header = ["strategy", "tests", "per test ms", "range ms", "x floor", "CPU ms", "x floor"]
+    rows = [header + ["note"] * notes]
     for slope in slopes:
         sizes = f"{slope.sizes[0]}/{slope.sizes[1]}"
         if not slope.per_test:
-            empty = ["-", "", "", "-", "", "-", ""]
-            rows.append([slope.label, sizes, *empty, note(slope.problem or "no runs")])
-            continue
-        rows.append(
-            [
+            cells = [slope.label, sizes, "-", "", "", "-", ""]
+        else:
+            cells = [
                 slope.label,
                 sizes,
                 ms(statistics.median(slope.per_test)),
                 spread(slope.per_test, 1000, 2),
                 ratio(slope.x_floor),
-                f"{statistics.median(slope.setup):.2f}",
-                spread(slope.setup, 1, 2),
                 ms(statistics.median(slope.cpu_per_test)),
                 ratio(slope.cpu_x_floor),
-                note(slope.problem),
             ]
+        rows.append(
+            cells + [note(slope.problem or ("no runs" if not slope.per_test else ""))] * notes
         )
+    return render(rows)
+
+
+def setup_table(slopes: list[Slope]) -> str:
+    """The one-time set-up of each strategy (the intercepts), median of the rounds."""
+    rows = [["strategy", "set-up s", "range s"]]
+    for slope in slopes:
+        if slope.setup:
+            median = f"{statistics.median(slope.setup):.2f}"
+            rows.append([slope.label, median, spread(slope.setup, 1, 2)])
+        else:
+            rows.append([slope.label, "-", ""])
     return render(rows)
 
 
@@ -113,23 +125,17 @@ def ratio(values: list[float]) -> str:
 
 
 def first_test_table(rows_in: list[FirstTest]) -> str:
-    rows = [["one test", "median s", "range s", "over plain pytest", "note"]]
+    notes = any(row.problem for row in rows_in)
+    rows = [["one test", "median s", "range s", "over plain pytest"] + ["note"] * notes]
     for row in rows_in:
         if not row.walls:
-            rows.append([row.label, "-", "", "", note(row.problem or "no runs")])
-            continue
-        over = f"+{statistics.median(row.over_plain):.2f} s" if row.over_plain else ""
-        if row.label.startswith("plain"):
-            over = ""
-        rows.append(
-            [
-                row.label,
-                f"{statistics.median(row.walls):.2f}",
-                spread(row.walls, 1, 2),
-                over,
-                note(row.problem),
-            ]
-        )
+            cells = [row.label, "-", "", ""]
+        else:
+            plain = row.label.startswith("plain") or not row.over_plain
+            over = "" if plain else f"+{statistics.median(row.over_plain):.2f} s"
+            median = f"{statistics.median(row.walls):.2f}"
+            cells = [row.label, median, spread(row.walls, 1, 2), over]
+        rows.append(cells + [note(row.problem or ("no runs" if not row.walls else ""))] * notes)
     return render(rows)
 
 

@@ -52,8 +52,8 @@ OURS_INI = {"db_metadata": "models:Base"}
 
 STRATEGIES = (
     Strategy("baseline", "empty test (pytest alone)", None, body="empty", backends=ANY_BACKEND),
-    Strategy("floor", "ORM floor: one connection, BEGIN ... ROLLBACK", "floor_session"),
-    Strategy("recipe", "SQLAlchemy's recipe, written by hand", "recipe_session"),
+    Strategy("floor", "ORM floor (BEGIN ... ROLLBACK)", "floor_session"),
+    Strategy("recipe", "SQLAlchemy's recipe, by hand", "recipe_session"),
     Strategy(
         "sqla",
         "pytest-sqla (defaults)",
@@ -64,7 +64,7 @@ STRATEGIES = (
     ),
     Strategy(
         "template",
-        "pytest-postgresql, database per test",
+        "pytest-postgresql, db per test",
         "template_session",
         plugins=("pytest_postgresql.plugin",),
         backends=POSTGRESQL,
