@@ -1,9 +1,10 @@
 """Seed rows committed by a session fixture, and the dump every check compares with."""
 
 import pytest
+from sqlalchemy import insert, select, update
+
 from catalog import Author, Book, Tag, events
 from dump import dump
-from sqlalchemy import insert, select, update
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -1,8 +1,9 @@
 """The first id a commit test inserts does not depend on how many rolled-back tests ran."""
 
 import pytest
-from catalog import Author, Book, Note
 from sqlalchemy import select
+
+from catalog import Author, Book, Note
 
 
 def add_books(session, count):

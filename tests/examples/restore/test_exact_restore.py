@@ -2,8 +2,9 @@
 counters, schema) is exactly the baseline again."""
 
 import pytest
-from catalog import Author, Book, Tag, events
 from sqlalchemy import delete, insert, select, text, update
+
+from catalog import Author, Book, Tag, events
 
 commit = pytest.mark.db_commit
 

@@ -1,8 +1,9 @@
 """A module-scoped fixture's seed rows are the baseline while the module runs."""
 
 import pytest
-from catalog import Author
 from sqlalchemy import insert, select
+
+from catalog import Author
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -1,7 +1,8 @@
 """The next module starts from the session's baseline: the module seed is undone."""
 
-from catalog import Author
 from sqlalchemy import select
+
+from catalog import Author
 
 
 def test_only_the_session_seed_is_left(db_session, check):
