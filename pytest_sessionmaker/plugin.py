@@ -8,6 +8,7 @@ import pytest
 
 from pytest_sessionmaker.config import SETTINGS_KEY, add_options, read_settings
 from pytest_sessionmaker.fixtures import (
+    APPLICATION_SESSIONS_KEY,
     BEGIN_FAILURE_KEY,
     DATABASE_ITEM_KEY,
     OWN_FIXTURES,
@@ -15,12 +16,15 @@ from pytest_sessionmaker.fixtures import (
     TRANSACTION_KEY,
     _db_transaction,
     begin_before_fixtures,
+    db_application_engines,
     db_application_sessionmakers,
+    db_blocker,
     db_connection,
     db_engine,
     db_engine_options,
     db_rebind,
     db_session,
+    db_session_dependency,
     db_session_options,
     db_sessionmaker,
     db_setup,
@@ -34,12 +38,15 @@ if TYPE_CHECKING:
 
 __all__ = [
     "_db_transaction",
+    "db_application_engines",
     "db_application_sessionmakers",
+    "db_blocker",
     "db_connection",
     "db_engine",
     "db_engine_options",
     "db_rebind",
     "db_session",
+    "db_session_dependency",
     "db_session_options",
     "db_sessionmaker",
     "db_setup",
@@ -57,9 +64,11 @@ def pytest_configure(config: pytest.Config) -> None:
     settings = config.stash[SETTINGS_KEY] = read_settings(config)
     # Modules are imported only when needed: start-up is paid by every run, database or not.
     if settings.sessionmaker_paths or settings.engine_paths:
+        from pytest_sessionmaker.application import guard_application
         from pytest_sessionmaker.rebind import configure_application
 
         configure_application(config)
+        guard_application(config)
     if settings.url is None:
         from pytest_sessionmaker.server import ensure_run_id
 
@@ -81,18 +90,32 @@ def pytest_fixture_setup(
     teardown (session-, package-, module- and class-scoped fixtures) become seed data; the rest
     is the test's, reported as an escape of that test.
     """
+    application = request.config.stash.get(APPLICATION_SESSIONS_KEY, None)
     if fixturedef.scope == "function":
         item = request.node
-        if (
-            item.stash.get(DATABASE_ITEM_KEY, False)
-            and TRANSACTION_KEY not in item.stash
-            and BEGIN_FAILURE_KEY not in item.stash
-        ):
-            begin_before_fixtures(request)
+        if item.stash.get(DATABASE_ITEM_KEY, False):
+            if TRANSACTION_KEY not in item.stash and BEGIN_FAILURE_KEY not in item.stash:
+                begin_before_fixtures(request)
+        elif application is not None:
+            # A test using no database: the application's database is blocked from here to
+            # the teardown of its last function-scoped fixture.
+            application.enter_plain_test(item)
         return (yield)
-    result = yield
+    if application is None:
+        result = yield
+    else:
+        # Wider-scoped fixtures run as between tests, even when a plain test sets them up.
+        with application.between_tests():
+            result = yield
     _accept_baseline(fixturedef, request.config)
     return result
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_call(item: pytest.Item) -> None:
+    application = item.config.stash.get(APPLICATION_SESSIONS_KEY, None)
+    if application is not None and not item.stash.get(DATABASE_ITEM_KEY, False):
+        application.enter_plain_test(item)
 
 
 def pytest_fixture_post_finalizer(
@@ -114,6 +137,12 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     from pytest_sessionmaker.report import header_lines
 
     return header_lines(config.stash[SETTINGS_KEY])
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    application = config.stash.get(APPLICATION_SESSIONS_KEY, None)
+    if application is not None:
+        application.close()
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -1,4 +1,4 @@
-"""The examples in examples/ are run as their users would run them, on SQLite and PostgreSQL."""
+"""The examples in examples/ are run as their users would run them, on real databases."""
 
 from __future__ import annotations
 
@@ -19,3 +19,23 @@ def test_the_flask_example_passes_without_touching_the_applications_database(
     # The application's engine points at shop.db beside it; SQLite would create the file on
     # the first connection, so its absence shows every request went through the test's.
     assert not (pytester.path / "shop.db").exists()
+
+
+def test_the_flask_sqlalchemy_example_passes_without_touching_the_applications_database(
+    pytester: pytest.Pytester, any_backend: Backend
+) -> None:
+    pytester.copy_example("flask_sqlalchemy")
+    result = pytester.runpytest_subprocess("--db-url", any_backend.url)
+    result.assert_outcomes(passed=6)
+    # Unconfigured, the application would use blog.db (Flask-SQLAlchemy puts a relative SQLite
+    # path in the app's instance folder).
+    assert not list(pytester.path.rglob("blog.db"))
+
+
+def test_the_fastapi_example_passes_without_touching_the_applications_database(
+    pytester: pytest.Pytester, any_backend: Backend
+) -> None:
+    pytester.copy_example("fastapi")
+    result = pytester.runpytest_subprocess("--db-url", any_backend.url)
+    result.assert_outcomes(passed=5)
+    assert not list(pytester.path.rglob("todo.db"))
