@@ -12,9 +12,7 @@ from blog.extensions import db
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
-    app.config["SQLALCHEMY_DATABASE_URI"] = os.environ.get(
-        "BLOG_DATABASE_URL", "sqlite:///blog.db"
-    )
+    app.config["SQLALCHEMY_DATABASE_URI"] = os.environ.get("BLOG_DATABASE_URL", "sqlite:///blog.db")
     app.config.update(config or {})
     db.init_app(app)
 
