@@ -167,7 +167,7 @@ class ApplicationSessions:
             if any(maker is known for known, _ in self._originals):
                 continue
             self._originals.append((maker, maker.class_))
-            maker.class_ = guarded_class(maker.class_, self, f"the session factory {label}")
+            maker.class_ = guarded_class(maker.class_, self, f"session factory {label}")
         if added and self.run is not None and self.test is None:
             # Factories named in code join the run's binding when db_setup hands them over.
             binding = bound_to(added, self.run.engine, savepoints=False, clear=False)
@@ -289,9 +289,11 @@ class ApplicationSessions:
     def _leave_plain_test(self, item: pytest.Item) -> None:
         self._in_plain_test = False
         self._refresh()
-        # What the test wrote under db_blocker.unblock() was committed to the test database;
-        # it becomes the baseline rather than an escape blamed on the next database test.
-        if self.run is not None and item.stash[PLAIN_WINDOW_KEY] != self.blocker.unblock_count:
+        # What the test wrote under db_blocker.unblock() (or with blocking off) was committed
+        # to the test database; it becomes the baseline rather than an escape blamed on the
+        # next database test.
+        unblocked = item.stash[PLAIN_WINDOW_KEY] != self.blocker.unblock_count
+        if self.run is not None and (unblocked or not self.blocker.enabled):
             self.run.accept_baseline()
 
     def between_tests(self) -> _BetweenTests:

@@ -62,6 +62,7 @@ class DatabaseBlocker:
 
     def check(self, what: str) -> None:
         """Raise DatabaseBlocked naming ``what`` when the database is blocked now."""
+        __tracebackhide__ = True
         if self.is_blocked:
             reason = self._reason or "inside db_blocker.block()"
             raise DatabaseBlocked(f"{what} was used {reason}{UNBLOCK_HINT}")

@@ -349,10 +349,16 @@ def test_an_engine_in_db_engines_pointing_elsewhere_stops_before_anything_is_wri
         """
     )
     result = project.run()
-    result.assert_outcomes(errors=1)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.assert_outcomes()
     result.stdout.fnmatch_lines(
-        ["*application engine db_engines app:engine points at sqlite:///*app.db, not at the test*"]
+        [
+            "*Exit: The application's engine app:engine (db_engines) points at sqlite:///*app.db,"
+            " not at the test database *: build the application's database URL from the "
+            "db_engine fixture*"
+        ]
     )
+    result.stdout.no_fnmatch_line("*restored*")
     app_database.assert_untouched()
 
 

@@ -52,7 +52,7 @@ def metadatas_of(extension: Any) -> list[MetaData]:
 
 def engine_label(app: Any, key: str | None) -> str:
     bind = "default engine" if key is None else f"engine of bind key {key!r}"
-    return f"Flask-SQLAlchemy's {bind} of the app {app.name!r}"
+    return f"{bind} of the Flask app {app.name!r} (Flask-SQLAlchemy)"
 
 
 class EngineWatch:
