@@ -321,11 +321,12 @@ class ApplicationSessions:
         if test is not None:
             test.note(session)
         if session.bind is not current.bind:
-            if session.in_transaction():
-                # Left open on an earlier bind: let it finish there rather than tear it.
-                return session.bind
             # Made for an earlier test or between tests, and kept (another thread's scoped
-            # session, a module global): it follows the current test from now on.
+            # session, a module global): it follows the current test from now on. The end of
+            # each test closed the sessions made during it, so what such a session holds is
+            # at most an autobegun transaction without a connection (add() autobegins); one
+            # holding a connection of the run's engine makes SQLAlchemy refuse loudly ("already
+            # has a Connection associated for the given Connection's Engine").
             session.bind = current.bind
             if current.savepoints:
                 session.join_transaction_mode = "create_savepoint"

@@ -139,14 +139,22 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     return header_lines(config.stash[SETTINGS_KEY])
 
 
-def pytest_unconfigure(config: pytest.Config) -> None:
-    application = config.stash.get(APPLICATION_SESSIONS_KEY, None)
-    if application is not None:
-        application.close()
-
-
+@pytest.hookimpl(tryfirst=True)
 def pytest_sessionfinish(session: pytest.Session) -> None:
+    # First, so that other hooks of the session's end see the application as it was made.
+    _release_application(session.config)
     if session.config.stash[SETTINGS_KEY].url is None:
         from pytest_sessionmaker.server import stop_throwaway_server
 
         stop_throwaway_server(session.config)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    # A run that stopped before its session ended (a usage error in collection, say).
+    _release_application(config)
+
+
+def _release_application(config: pytest.Config) -> None:
+    application = config.stash.get(APPLICATION_SESSIONS_KEY, None)
+    if application is not None:
+        application.close()

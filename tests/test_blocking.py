@@ -8,10 +8,15 @@ file of its own, app.db, holding one row, which must stay byte for byte as it wa
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import make_url
 
-from helpers import Project
-from test_rebind import FACTORIES_RESTORED, AppDatabase, factory_state, write_app
+from helpers import (
+    FACTORIES_RESTORED,
+    AppDatabase,
+    Project,
+    derived_test_url,
+    factory_state,
+    write_app,
+)
 
 BLOCKED_IN_PLAIN_TEST = (
     "*DatabaseBlocked: The application's session factory app:* (db_sessionmakers) was used in a "
@@ -170,13 +175,7 @@ def test_an_application_engine_is_blocked_in_a_plain_test_and_works_in_a_databas
 ) -> None:
     # The plugin derives its test database from the URL's (app -> app_test): point the
     # application's engine there, as the README says.
-    url = make_url(project.backend.url)
-    assert url.database
-    if project.backend.name == "sqlite":
-        test_url = url.set(database=url.database.removesuffix(".db") + "_test.db")
-    else:
-        test_url = url.set(database=url.database + "_test")
-    monkeypatch.setenv("APP_DATABASE_URL", test_url.render_as_string(hide_password=False))
+    monkeypatch.setenv("APP_DATABASE_URL", derived_test_url(project.backend.url))
     project.pytester.makepyfile(
         appengine="""
         import os

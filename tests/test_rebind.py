@@ -7,109 +7,23 @@ expects isolation checks the file is byte for byte what it was.
 
 from __future__ import annotations
 
-import hashlib
-import sqlite3
 import textwrap
-from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy import create_engine
 from sqlalchemy.orm import scoped_session, sessionmaker
 
-from helpers import MODELS, Project
+from helpers import (
+    APP,
+    FACTORIES_RESTORED,
+    FACTORY_CHECK,
+    MODELS,
+    AppDatabase,
+    Project,
+    factory_state,
+    write_app,
+)
 from pytest_sessionmaker.rebind import bound_to
-
-if TYPE_CHECKING:
-    from pathlib import Path
-
-APP = """
-from pathlib import Path
-
-from sqlalchemy import create_engine, select
-from sqlalchemy.orm import scoped_session, sessionmaker
-
-from models import Base, User
-
-engine = create_engine(f"sqlite:///{Path(__file__).with_name('app.db')}")
-SessionLocal = sessionmaker(engine, expire_on_commit=False, info={"owner": "app"})
-ScopedSession = scoped_session(sessionmaker(binds={Base: engine}, autoflush=False))
-
-ORIGINAL = {
-    "SessionLocal": dict(SessionLocal.kw),
-    "ScopedSession": dict(ScopedSession.session_factory.kw),
-}
-
-
-def register(name):
-    with SessionLocal() as session:
-        session.add(User(name=name))
-        session.commit()
-
-
-def register_scoped(name):
-    ScopedSession.add(User(name=name))
-    ScopedSession.commit()
-
-
-def names():
-    with SessionLocal() as session:
-        return session.scalars(select(User.name).order_by(User.id)).all()
-"""
-
-# Written by the inner run after its last test: is every factory configured as the app made it?
-FACTORY_CHECK = """
-from pathlib import Path
-
-
-def pytest_sessionfinish(session):
-    import app
-
-    state = {
-        "SessionLocal": app.SessionLocal.kw,
-        "ScopedSession": app.ScopedSession.session_factory.kw,
-    }
-    lines = [
-        f"{name} {'restored' if kw == app.ORIGINAL[name] else f'changed: {kw!r}'}"
-        for name, kw in state.items()
-    ]
-    held = app.ScopedSession.registry.has()
-    lines.append(f"scoped registry {'holds a session' if held else 'empty'}")
-    Path(__file__).with_name("factory_state.txt").write_text("\\n".join(lines))
-"""
-
-FACTORIES_RESTORED = "SessionLocal restored\nScopedSession restored\nscoped registry empty"
-
-
-class AppDatabase:
-    """The application's own SQLite file, which the tests must never write."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        connection = sqlite3.connect(path)
-        connection.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name VARCHAR(50) UNIQUE)")
-        connection.execute("INSERT INTO users (name) VALUES ('existing')")
-        connection.commit()
-        connection.close()
-        self.digest = self.current_digest()
-
-    def current_digest(self) -> str:
-        return hashlib.sha256(self.path.read_bytes()).hexdigest()
-
-    def names(self) -> list[str]:
-        connection = sqlite3.connect(self.path)
-        try:
-            return [name for (name,) in connection.execute("SELECT name FROM users ORDER BY id")]
-        finally:
-            connection.close()
-
-    def assert_untouched(self) -> None:
-        assert self.names() == ["existing"]
-        assert self.current_digest() == self.digest
-
-
-def write_app(pytester: pytest.Pytester) -> AppDatabase:
-    pytester.makepyfile(app=APP, conftest=FACTORY_CHECK)
-    return AppDatabase(pytester.path / "app.db")
 
 
 @pytest.fixture
@@ -117,10 +31,6 @@ def app_project(project: Project) -> tuple[Project, AppDatabase]:
     database = write_app(project.pytester)
     project.write_ini(db_sessionmakers="app:SessionLocal app:ScopedSession")
     return project, database
-
-
-def factory_state(project: Project) -> str:
-    return (project.pytester.path / "factory_state.txt").read_text()
 
 
 @pytest.mark.parametrize("write", ["register", "register_scoped"])
