@@ -42,7 +42,7 @@ from pytest_sessionmaker.blocker import (
     DatabaseBlocked,
     DatabaseBlocker,
 )
-from pytest_sessionmaker.errors import SessionmakerError, scrub
+from pytest_sessionmaker.errors import ConfigurationError, SessionmakerError, scrub
 from pytest_sessionmaker.fixtures import APPLICATION_SESSIONS_KEY, BLOCKER_KEY
 
 if TYPE_CHECKING:
@@ -58,6 +58,10 @@ if TYPE_CHECKING:
 
 # On a plain (non-database) test item: the blocker's unblock count when its window began.
 PLAIN_WINDOW_KEY = pytest.StashKey[int]()
+
+
+class ApplicationElsewhere(ConfigurationError):
+    """An application engine points at another database than the test database."""
 
 
 class Binding(NamedTuple):
@@ -143,6 +147,8 @@ class ApplicationSessions:
         self._elsewhere: dict[int, str] = {}
         self._watch: EngineWatch | None = None
         self.run: DatabaseRun | None = None
+        # The pytest session, to stop it (set when the run starts).
+        self.session: pytest.Session | None = None
         # Bindings to the run's engine: the ini's factories, then any named in code.
         self._run_bindings: list[bound_to] = []
         self._run_state = "before"
@@ -205,26 +211,39 @@ class ApplicationSessions:
         self.blocker.check(f"The application's {label}")
 
     def _check_elsewhere(self, engines: Iterable[tuple[str, Engine]]) -> None:
-        """Stop the run, before anything is written, at an engine pointing elsewhere."""
+        """Stop the run, before anything is written, at an engine pointing elsewhere.
+
+        The run stops through ``session.shouldstop`` (after the test that found it, which fails
+        with the sentence) rather than ``pytest.exit``, which pytest-xdist's workers turn into an
+        internal error that loses the sentence. The engine refuses to connect from then on.
+        """
         from pytest_sessionmaker.rebind import refuse_engines_elsewhere
 
         assert self.run is not None
+        engines = list(engines)
         try:
             refuse_engines_elsewhere(tuple(engines), self.run.engine.url)
         except SessionmakerError as exc:
             message = scrub(str(exc))
             for _, engine in engines:
                 self._elsewhere[id(engine)] = message
-            pytest.exit(message, returncode=pytest.ExitCode.USAGE_ERROR)
+            if self.session is not None:
+                self.session.shouldstop = message
+            raise ApplicationElsewhere(message) from None
 
     # -- the run's states -------------------------------------------------------------------
 
-    def start_run(self, run: DatabaseRun) -> None:
+    def start_run(self, run: DatabaseRun, session: pytest.Session) -> None:
         """db_setup is ready: check the engines, then bind the factories to the test database."""
         from pytest_sessionmaker.rebind import bound_to
 
         self.run = run
-        self._check_elsewhere(self.engines)
+        self.session = session
+        try:
+            self._check_elsewhere(self.engines)
+        except ApplicationElsewhere:
+            self.run = None
+            raise
         binding = bound_to(self.factories, run.engine, savepoints=False, clear=False)
         self._run_bindings.append(binding.__enter__())
         self.current = Binding(run.engine, savepoints=False)
@@ -396,15 +415,17 @@ def split_extensions(objects: Iterable[object]) -> tuple[list[object], list[obje
 
 
 def start_application(
-    config: pytest.Config,
+    request: pytest.FixtureRequest,
     run: DatabaseRun,
     factories: Sequence[SessionFactory],
     extensions: Sequence[object],
 ) -> ApplicationSessions | None:
     """db_setup: point the application's factories at the test database between tests.
 
-    Stops the run (pytest.exit) when an application engine points at another database.
+    Raises ApplicationElsewhere (and stops the run) when an application engine points at
+    another database.
     """
+    config = request.config
     if config.stash.get(APPLICATION_SESSIONS_KEY, None) is None and not factories:
         return None
     sessions = sessions_for(config)
@@ -412,12 +433,12 @@ def start_application(
         (f"{factory!r} (db_application_sessionmakers)", factory) for factory in factories
     )
     sessions.watch_flask_sqlalchemy(extensions)
-    sessions.start_run(run)
+    sessions.start_run(run, request.session)
     return sessions
 
 
 def check_engines_in_code(
-    config: pytest.Config, run: DatabaseRun, engines: Iterable[object]
+    request: pytest.FixtureRequest, run: DatabaseRun, engines: Iterable[object]
 ) -> None:
     """The engines db_application_engines returns: guarded, and checked like db_engines."""
     from pytest_sessionmaker.rebind import _as_engine
@@ -425,9 +446,9 @@ def check_engines_in_code(
     engines = list(engines)
     if not engines:
         return
-    sessions = sessions_for(config)
+    sessions = sessions_for(request.config)
     if sessions.run is None:
-        sessions.start_run(run)
+        sessions.start_run(run, request.session)
         run.application = sessions
     for obj in engines:
         engine = _as_engine(obj)

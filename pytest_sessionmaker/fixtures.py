@@ -117,6 +117,7 @@ def db_session_options() -> dict[str, Any]:
 
 @pytest.fixture(scope="session")
 def db_setup(
+    request: pytest.FixtureRequest,
     pytestconfig: pytest.Config,
     db_url: URL,
     db_engine_options: dict[str, Any],
@@ -140,11 +141,14 @@ def db_setup(
     try:
         # Stops the run when an application engine points at another database.
         run.application = start_application(
-            pytestconfig,
+            request,
             run,
             factories,  # type: ignore[arg-type]  # checked just above
             extensions,
         )
+    except SessionmakerError as exc:
+        run.close()
+        fail_plainly(exc, pytestconfig)
     except BaseException:
         run.close()
         raise
@@ -235,7 +239,7 @@ def check_application_engines(request: pytest.FixtureRequest, run: DatabaseRun) 
     request.config.stash[ENGINES_CHECKED_KEY] = run
     engines = request.getfixturevalue("db_application_engines")
     try:
-        check_engines_in_code(request.config, run, engines)
+        check_engines_in_code(request, run, engines)
     except SessionmakerError as exc:
         fail_plainly(exc, request.config)
 

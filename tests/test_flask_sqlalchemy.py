@@ -151,12 +151,14 @@ def test_a_flask_sqlalchemy_app_on_another_database_stops_the_run_before_any_wri
         """
     )
     result = fsa_project.run_subprocess()
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.assert_outcomes()
+    # The test that pushed the app's context fails with the sentence, then the run stops.
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [
-            "*Exit: The application's * of the Flask app 'fsa_app' (Flask-SQLAlchemy) points "
-            "at sqlite:///*elsewhere.db, not at the test database*"
+            "*ApplicationElsewhere: The application's * of the Flask app 'fsa_app' "
+            "(Flask-SQLAlchemy) points at sqlite:///*elsewhere.db, not at the test database*",
+            "*Interrupted: The application's * of the Flask app 'fsa_app'*",
         ]
     )
     assert not elsewhere.exists()
@@ -180,7 +182,8 @@ def test_a_bind_key_on_another_database_stops_the_run_too(fsa_project: Project) 
         """
     )
     result = fsa_project.run_subprocess()
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*engine of bind key 'audit' of the Flask app 'fsa_app'*"])
     assert not audit.exists()
 

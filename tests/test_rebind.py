@@ -246,6 +246,40 @@ def test_an_engine_in_db_engines_pointing_elsewhere_stops_before_anything_is_wri
     app_project: tuple[Project, AppDatabase],
 ) -> None:
     project, app_database = app_project
+    _write_tests_bypassing_the_factory(project)
+    result = project.run()
+    # One error, then the run stops: the other test never runs.
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "The application's engine app:engine (db_engines) points at sqlite:///*app.db,"
+            " not at the test database *: build the application's database URL from the "
+            "db_engine fixture*",
+            "*Interrupted: The application's engine app:engine (db_engines) points at*",
+        ]
+    )
+    result.stdout.no_fnmatch_line("*restored*")
+    app_database.assert_untouched()
+
+
+def test_under_xdist_an_engine_pointing_elsewhere_stops_the_run_with_the_sentence(
+    app_project: tuple[Project, AppDatabase],
+) -> None:
+    # pytest.exit in a worker becomes an internal error of xdist's controller that loses the
+    # message: the plugin stops the run through session.shouldstop instead.
+    project, app_database = app_project
+    _write_tests_bypassing_the_factory(project)
+    result = project.run_subprocess("-n", "2")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(
+        ["*Interrupted: The application's engine app:engine (db_engines) points at*"]
+    )
+    result.stdout.no_fnmatch_line("*INTERNALERROR*")
+    app_database.assert_untouched()
+
+
+def _write_tests_bypassing_the_factory(project: Project) -> None:
     project.write_ini(db_sessionmakers="app:SessionLocal", db_engines="app:engine")
     project.write_tests(
         """
@@ -256,20 +290,12 @@ def test_an_engine_in_db_engines_pointing_elsewhere_stops_before_anything_is_wri
         def test_bypasses_the_factory(db_session):
             with app.engine.begin() as connection:
                 connection.execute(insert(User).values(name="bob"))
+
+        def test_never_runs(db_session):
+            with app.engine.begin() as connection:
+                connection.execute(insert(User).values(name="carol"))
         """
     )
-    result = project.run()
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.assert_outcomes()
-    result.stdout.fnmatch_lines(
-        [
-            "*Exit: The application's engine app:engine (db_engines) points at sqlite:///*app.db,"
-            " not at the test database *: build the application's database URL from the "
-            "db_engine fixture*"
-        ]
-    )
-    result.stdout.no_fnmatch_line("*restored*")
-    app_database.assert_untouched()
 
 
 @pytest.mark.parametrize(
@@ -354,3 +380,59 @@ def test_bound_to_an_engine_keeps_the_applications_join_mode() -> None:
         assert plain.kw["bind"] is engine
         assert plain.kw["join_transaction_mode"] == "rollback_only"
     assert binding.problems == []
+
+
+def test_a_session_class_that_chooses_its_own_engine_follows_the_test_all_the_same(
+    project: Project,
+) -> None:
+    app_database = write_app(project.pytester)
+    project.pytester.makepyfile(
+        routing="""
+        from sqlalchemy.orm import Session, sessionmaker
+
+        import app
+
+
+        class RoutingSession(Session):
+            # Ignores the bind it is given, as Flask-SQLAlchemy's session class does.
+            def get_bind(self, mapper=None, clause=None, **kwargs):
+                return app.engine
+
+
+        SessionLocal = sessionmaker(class_=RoutingSession)
+        ORIGINAL = SessionLocal.class_
+        """
+    )
+    project.write_ini(db_sessionmakers="routing:SessionLocal")
+    project.write_tests(
+        """
+        from sqlalchemy import select
+        from models import User
+        import routing
+
+        def test_commits_into_the_test_transaction(db_session):
+            with routing.SessionLocal() as session:
+                session.add(User(name="alice"))
+                session.commit()
+                assert session.get_bind() is db_session.connection()
+            assert db_session.scalars(select(User.name)).all() == ["alice"]
+
+        def test_the_next_test_starts_without_the_row(db_session):
+            assert db_session.scalars(select(User.name)).all() == []
+        """
+    )
+    project.pytester.makeconftest(
+        """
+        from pathlib import Path
+
+        def pytest_unconfigure(config):
+            import routing
+
+            restored = routing.SessionLocal.class_ is routing.ORIGINAL
+            Path(__file__).with_name("class_state.txt").write_text(str(restored))
+        """
+    )
+    result = project.run()
+    result.assert_outcomes(passed=2)
+    app_database.assert_untouched()
+    assert (project.pytester.path / "class_state.txt").read_text() == "True"
