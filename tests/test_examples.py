@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    import pytest
+import pytest
 
+if TYPE_CHECKING:
     from helpers import Backend
 
 
@@ -38,4 +38,22 @@ def test_the_fastapi_example_passes_without_touching_the_applications_database(
     pytester.copy_example("fastapi")
     result = pytester.runpytest_subprocess("--db-url", any_backend.url)
     result.assert_outcomes(passed=5)
+    assert not list(pytester.path.rglob("todo.db"))
+
+
+def test_the_fastapi_example_imported_too_early_stops_before_writing_anywhere(
+    pytester: pytest.Pytester, backend: Backend
+) -> None:
+    pytester.copy_example("fastapi")
+    conftest = pytester.path / "tests" / "conftest.py"
+    # The mistake the README warns about: the engine is made before the URL is set.
+    conftest.write_text(conftest.read_text() + "\nimport todo.main  # noqa: E402, F401\n")
+    result = pytester.runpytest_subprocess("--db-url", backend.url)
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(
+        [
+            "*The application's engine Engine(sqlite:///todo.db) (db_application_engines) "
+            "points at sqlite:///todo.db, not at the test database*"
+        ]
+    )
     assert not list(pytester.path.rglob("todo.db"))

@@ -1,4 +1,5 @@
-"""The application's engine and its session dependency: no factory to rebind."""
+"""The application's engine, made at import from the environment, and its session dependency:
+no factory to rebind."""
 
 from __future__ import annotations
 
