@@ -1,5 +1,6 @@
 """Per-test SQLAlchemy sessions that are rolled back, even when the code under test commits."""
 
+from pytest_sessionmaker.blocker import DatabaseBlocked, DatabaseBlocker
 from pytest_sessionmaker.errors import (
     DatabaseUnavailable,
     IsolationBreach,
@@ -8,6 +9,8 @@ from pytest_sessionmaker.errors import (
 )
 
 __all__ = [
+    "DatabaseBlocked",
+    "DatabaseBlocker",
     "DatabaseUnavailable",
     "IsolationBreach",
     "SchemaConflict",

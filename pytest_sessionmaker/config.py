@@ -38,6 +38,8 @@ class Settings(NamedTuple):
     sessionmaker_paths: tuple[str, ...]
     engine_paths: tuple[str, ...]
     rebind_autouse: bool
+    # Block the application's named factories and engines outside database tests.
+    blocking: bool = True
 
     def parsed_url(self) -> URL | None:
         """The URL as SQLAlchemy parses it (checked already at start-up); imports SQLAlchemy."""
@@ -112,6 +114,13 @@ def add_options(parser: pytest.Parser) -> None:
         "test are reported.",
         type="args",
         default=[],
+    )
+    parser.addini(
+        "db_blocking",
+        "Make the application's named session factories and engines raise outside database "
+        "tests and before the test database is ready (default true); false turns it off.",
+        type="bool",
+        default=True,
     )
     parser.addini(
         "db_rebind_autouse",
@@ -245,6 +254,7 @@ def read_settings(config: pytest.Config) -> Settings:
         sessionmaker_paths=tuple(config.getini("db_sessionmakers")),
         engine_paths=tuple(config.getini("db_engines")),
         rebind_autouse=bool(config.getini("db_rebind_autouse")),
+        blocking=bool(config.getini("db_blocking")),
     )
 
 

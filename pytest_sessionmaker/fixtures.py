@@ -11,11 +11,13 @@ from pytest_sessionmaker.config import SETTINGS_KEY
 from pytest_sessionmaker.errors import SessionmakerError, scrub
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Callable, Iterator, Sequence
 
     from sqlalchemy import URL, Connection, Engine
     from sqlalchemy.orm import Session, sessionmaker
 
+    from pytest_sessionmaker.application import ApplicationSessions  # noqa: F401  (StashKey)
+    from pytest_sessionmaker.blocker import DatabaseBlocker
     from pytest_sessionmaker.rebind import SessionFactory
     from pytest_sessionmaker.run import DatabaseRun
     from pytest_sessionmaker.transaction import TestTransaction
@@ -28,11 +30,23 @@ TRANSACTION_KEY = pytest.StashKey["TestTransaction"]()
 DATABASE_ITEM_KEY = pytest.StashKey[bool]()
 # On a test item: why its transaction could not begin (raised again by the plugin's fixtures).
 BEGIN_FAILURE_KEY = pytest.StashKey[BaseException]()
+# The application's guarded factories and engines, and the blocker (application.py).
+APPLICATION_SESSIONS_KEY = pytest.StashKey["ApplicationSessions"]()
+BLOCKER_KEY = pytest.StashKey["DatabaseBlocker"]()
+# The run whose db_application_engines were checked.
+ENGINES_CHECKED_KEY = pytest.StashKey["DatabaseRun"]()
 
 TRANSACTION_FIXTURE = "_db_transaction"
 # Function-scoped fixtures of the plugin (each begins the test's transaction if need be).
 FUNCTION_FIXTURES = frozenset(
-    {"db_session", "db_sessionmaker", "db_connection", "db_rebind", "_db_transaction"}
+    {
+        "db_session",
+        "db_sessionmaker",
+        "db_connection",
+        "db_rebind",
+        "db_session_dependency",
+        "_db_transaction",
+    }
 )
 # Fixtures whose use makes a test a database test.
 DATABASE_FIXTURES = frozenset(
@@ -41,6 +55,7 @@ DATABASE_FIXTURES = frozenset(
         "db_sessionmaker",
         "db_connection",
         "db_rebind",
+        "db_session_dependency",
         "db_engine",
         "db_setup",
         TRANSACTION_FIXTURE,
@@ -52,6 +67,8 @@ OWN_FIXTURES = DATABASE_FIXTURES | {
     "db_engine_options",
     "db_session_options",
     "db_application_sessionmakers",
+    "db_application_engines",
+    "db_blocker",
 }
 
 
@@ -101,6 +118,7 @@ def db_session_options() -> dict[str, Any]:
 
 @pytest.fixture(scope="session")
 def db_setup(
+    request: pytest.FixtureRequest,
     pytestconfig: pytest.Config,
     db_url: URL,
     db_engine_options: dict[str, Any],
@@ -108,14 +126,12 @@ def db_setup(
     db_application_sessionmakers: Sequence[SessionFactory],
 ) -> Iterator[DatabaseRun]:
     """Prepare the run's database once: test database, engine, tables, change log."""
+    from pytest_sessionmaker.application import split_extensions, start_application
     from pytest_sessionmaker.databases import open_run
-    from pytest_sessionmaker.rebind import (
-        application,
-        refuse_engines_elsewhere,
-        session_factory_problem,
-    )
+    from pytest_sessionmaker.rebind import session_factory_problem
 
-    for factory in db_application_sessionmakers:
+    factories, extensions = split_extensions(db_application_sessionmakers)
+    for factory in factories:
         problem = session_factory_problem(factory)
         if problem is not None:
             pytest.fail(f"db_application_sessionmakers: {factory!r} {problem}.", pytrace=False)
@@ -124,17 +140,30 @@ def db_setup(
     except SessionmakerError as exc:
         fail_plainly(exc, pytestconfig)
     try:
-        refuse_engines_elsewhere(application(pytestconfig).engines, run.engine.url)
+        # Stops the run when an application engine points at another database.
+        run.application = start_application(
+            request,
+            run,
+            factories,  # type: ignore[arg-type]  # checked just above
+            extensions,
+        )
     except SessionmakerError as exc:
         run.close()
         fail_plainly(exc, pytestconfig)
-    run.application_factories = tuple(db_application_sessionmakers)
+    except BaseException:
+        run.close()
+        raise
+    run.application_factories = tuple(factories)  # type: ignore[arg-type]
     pytestconfig.stash[RUN_KEY] = run
     try:
         yield run
     finally:
         del pytestconfig.stash[RUN_KEY]
-        run.close()
+        try:
+            if run.application is not None:
+                run.application.end_run()
+        finally:
+            run.close()
 
 
 def current_run(request: pytest.FixtureRequest) -> DatabaseRun:
@@ -199,6 +228,8 @@ def begin_test_transaction(request: pytest.FixtureRequest) -> TestTransaction:
 
     item = request.node
     run = current_run(request)
+    if request.config.stash.get(ENGINES_CHECKED_KEY, None) is not run:
+        check_application_engines(request, run)
     try:
         transaction = run.begin_test(commit_marker_options(item))
     except SessionmakerError as exc:
@@ -206,6 +237,20 @@ def begin_test_transaction(request: pytest.FixtureRequest) -> TestTransaction:
     item.stash[TRANSACTION_KEY] = transaction
     item.addfinalizer(functools.partial(end_test_transaction, item))
     return transaction
+
+
+def check_application_engines(request: pytest.FixtureRequest, run: DatabaseRun) -> None:
+    """Once per run, before the first test's transaction: check the engines the
+    db_application_engines fixture returns (an application created in a fixture makes them
+    there, after db_setup; requesting them earlier would be a dependency cycle)."""
+    from pytest_sessionmaker.application import check_engines_in_code
+
+    request.config.stash[ENGINES_CHECKED_KEY] = run
+    engines = request.getfixturevalue("db_application_engines")
+    try:
+        check_engines_in_code(request, run, engines)
+    except SessionmakerError as exc:
+        fail_plainly(exc, request.config)
 
 
 def roll_back(transaction: TestTransaction) -> None:
@@ -301,6 +346,31 @@ def db_rebind(request: pytest.FixtureRequest) -> Sequence[SessionFactory]:
     client, say) that uses the database only through the application.
     """
     return transaction_of(request).run.application_factories
+
+
+@pytest.fixture(scope="session")
+def db_application_engines() -> Sequence[Engine]:
+    """The application's engines made in code (inside ``create_app()``, say), which the ini
+    file cannot name: each must point at the test database, or the run stops; outside database
+    tests they are blocked. Override it (it may request the application's fixtures); the
+    engines named by db_engines and Flask-SQLAlchemy's are found without it."""
+    return []
+
+
+@pytest.fixture(scope="session")
+def db_blocker(pytestconfig: pytest.Config) -> DatabaseBlocker:
+    """The blocker of the application's database outside database tests:
+    ``with db_blocker.unblock():`` lets the named factories and engines be used."""
+    from pytest_sessionmaker.application import blocker_for
+
+    return blocker_for(pytestconfig)
+
+
+@pytest.fixture
+def db_session_dependency(request: pytest.FixtureRequest) -> Callable[[], Iterator[Session]]:
+    """A dependency yielding a session of the test's transaction per call, for FastAPI's
+    ``app.dependency_overrides[get_db] = db_session_dependency``; safe from worker threads."""
+    return transaction_of(request).session_dependency
 
 
 def mark_database_items(items: list[pytest.Item], config: pytest.Config) -> None:

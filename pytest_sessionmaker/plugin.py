@@ -9,6 +9,7 @@ import pytest
 
 from pytest_sessionmaker.config import SETTINGS_KEY, add_options, read_settings
 from pytest_sessionmaker.fixtures import (
+    APPLICATION_SESSIONS_KEY,
     BEGIN_FAILURE_KEY,
     DATABASE_ITEM_KEY,
     OWN_FIXTURES,
@@ -16,12 +17,15 @@ from pytest_sessionmaker.fixtures import (
     TRANSACTION_KEY,
     _db_transaction,
     begin_before_fixtures,
+    db_application_engines,
     db_application_sessionmakers,
+    db_blocker,
     db_connection,
     db_engine,
     db_engine_options,
     db_rebind,
     db_session,
+    db_session_dependency,
     db_session_options,
     db_sessionmaker,
     db_setup,
@@ -36,12 +40,15 @@ if TYPE_CHECKING:
 
 __all__ = [
     "_db_transaction",
+    "db_application_engines",
     "db_application_sessionmakers",
+    "db_blocker",
     "db_connection",
     "db_engine",
     "db_engine_options",
     "db_rebind",
     "db_session",
+    "db_session_dependency",
     "db_session_options",
     "db_sessionmaker",
     "db_setup",
@@ -59,9 +66,11 @@ def pytest_configure(config: pytest.Config) -> None:
     settings = config.stash[SETTINGS_KEY] = read_settings(config)
     # Modules are imported only when needed: start-up is paid by every run, database or not.
     if settings.sessionmaker_paths or settings.engine_paths:
+        from pytest_sessionmaker.application import guard_application
         from pytest_sessionmaker.rebind import configure_application
 
         configure_application(config)
+        guard_application(config)
     if settings.url is None:
         from pytest_sessionmaker.server import configure_throwaway_server
 
@@ -85,6 +94,7 @@ def pytest_fixture_setup(
     teardown (session-, package-, module- and class-scoped fixtures) become seed data; the rest
     is the test's, reported as an escape of that test.
     """
+    application = request.config.stash.get(APPLICATION_SESSIONS_KEY, None)
     if fixturedef.scope == "function":
         item = request.node
         if item.stash.get(DATABASE_ITEM_KEY, False):
@@ -94,14 +104,30 @@ def pytest_fixture_setup(
                 transaction = item.stash.get(TRANSACTION_KEY, None)
             if transaction is not None:
                 watch_fixture(fixturedef, transaction)
+        elif application is not None:
+            # A test using no database: the application's database is blocked from here to
+            # the teardown of its last function-scoped fixture.
+            application.enter_plain_test(item)
         return (yield)
-    result = yield
+    if application is None:
+        result = yield
+    else:
+        # Wider-scoped fixtures run as between tests, even when a plain test sets them up.
+        with application.between_tests():
+            result = yield
     run = request.config.stash.get(RUN_KEY, None)
     if run is not None and fixturedef.argname not in OWN_FIXTURES:
         # Session-scoped seed data is the run's baseline; a narrower scope's is a level of its
         # own, undone when its fixture is torn down.
         run.accept_baseline(None if fixturedef.scope == "session" else fixturedef)
     return result
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_call(item: pytest.Item) -> None:
+    application = item.config.stash.get(APPLICATION_SESSIONS_KEY, None)
+    if application is not None and not item.stash.get(DATABASE_ITEM_KEY, False):
+        application.enter_plain_test(item)
 
 
 def pytest_fixture_post_finalizer(
@@ -120,12 +146,26 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     return header_lines(config.stash[SETTINGS_KEY])
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    # First, so that other hooks of the session's end see the application as it was made.
+    _release_application(session.config)
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
+    # A run that stopped before its session ended (a usage error in collection, say).
+    _release_application(config)
     # After the session fixtures' teardown, which still uses the throwaway server. A run that
     # never imported its module has none, and need not import it now.
     server = sys.modules.get("pytest_sessionmaker.server")
     if server is not None:
         server.stop_throwaway_server(config)
+
+
+def _release_application(config: pytest.Config) -> None:
+    application = config.stash.get(APPLICATION_SESSIONS_KEY, None)
+    if application is not None:
+        application.close()
 
 
 class XdistHooks:

@@ -43,6 +43,10 @@ class Application(NamedTuple):
 
     sessionmakers: tuple[SessionFactory, ...] = ()
     engines: tuple[tuple[str, Engine], ...] = ()
+    # How messages name each of ``sessionmakers`` (the ini value).
+    labels: tuple[str, ...] = ()
+    # Flask-SQLAlchemy extension objects named (their engines are found per app).
+    extensions: tuple[object, ...] = ()
 
 
 APPLICATION_KEY = pytest.StashKey[Application]()
@@ -106,21 +110,39 @@ def load_application(settings: Settings) -> Application:
     """Import the objects named by db_sessionmakers and db_engines; ConfigurationError naming
     the key."""
     factories: list[SessionFactory] = []
+    labels: list[str] = []
+    extensions: list[object] = []
     for path in settings.sessionmaker_paths:
         obj = _import(path, SESSIONMAKERS_KEY)
+        if is_flask_sqlalchemy(obj):
+            extensions.append(obj)
+            obj = flask_sqlalchemy_session(obj)
         problem = session_factory_problem(obj)
         if problem is not None:
             raise ConfigurationError(f"{SESSIONMAKERS_KEY} = {path!r} {problem}.")
         if not any(obj is known for known in factories):
             factories.append(obj)  # type: ignore[arg-type]  # checked just above
+            labels.append(f"{path} ({SESSIONMAKERS_KEY})")
     engines: list[tuple[str, Engine]] = []
     for path in settings.engine_paths:
         engine = _as_engine(_import(path, ENGINES_KEY))
         if engine is None:
             raise ConfigurationError(f"{ENGINES_KEY} = {path!r} is not an Engine.")
         if not any(engine is known for _, known in engines):
-            engines.append((f"{ENGINES_KEY} {path}", engine))
-    return Application(tuple(factories), tuple(engines))
+            engines.append((f"engine {path} ({ENGINES_KEY})", engine))
+    return Application(tuple(factories), tuple(engines), tuple(labels), tuple(extensions))
+
+
+def is_flask_sqlalchemy(obj: object) -> bool:
+    from pytest_sessionmaker.frameworks.flask_sqlalchemy import is_extension
+
+    return is_extension(obj)
+
+
+def flask_sqlalchemy_session(obj: object) -> scoped_session[Any]:
+    from pytest_sessionmaker.frameworks.flask_sqlalchemy import session_of
+
+    return session_of(obj)
 
 
 def _as_engine(obj: object) -> Engine | None:
@@ -164,22 +186,21 @@ def same_database(first: URL, second: URL) -> bool:
 
 
 def refuse_engines_elsewhere(engines: tuple[tuple[str, Engine], ...], test_url: URL) -> None:
-    """Stop before anything is written when an application engine points at another database.
+    """Refuse an application engine that points at another database than the test database.
 
     A commit through such an engine lands in that database, where the plugin can neither see
-    it nor undo it.
+    it nor undo it; the caller stops the run before anything is written.
     """
     from pytest_sessionmaker.errors import shown_url
 
     for name, engine in engines:
         if not same_database(engine.url, test_url):
             raise ConfigurationError(
-                f"The application engine {name} points at {shown_url(engine.url)}, not at the "
-                f"test database {shown_url(test_url)}: whatever it commits would stay there. "
-                "Point the application at the test database before the tests run (build it "
-                "from the db_engine or db_url fixture in a session-scoped fixture, or set the "
-                "environment variable the application reads its URL from), or leave the engine "
-                "out of db_engines and bind only its session factories (db_sessionmakers)."
+                f"The application's {name} points at {shown_url(engine.url)}, not at the test "
+                f"database {shown_url(test_url)}, so what the application commits through it "
+                "would stay there: build the application's database URL from the db_engine "
+                "fixture (db_engine.url) in a session-scoped fixture, or set the environment "
+                "variable it reads its URL from, before the engine is created."
             )
 
 
@@ -191,10 +212,12 @@ class bound_to:
     savepoint of the test's transaction instead of committing it. ``binds`` is cleared for the
     block because a per-mapper bind would take precedence over ``bind``.
 
-    A scoped_session's registry is cleared on entry (a session made before the test is bound
-    to the application's engine) and on exit (its session holds the test's connection, which is
-    about to be rolled back). Only the current thread's session is cleared: the registry is
-    thread-local.
+    With ``clear``, a scoped_session's registry is cleared on entry (a session made before the
+    test is bound elsewhere) and on exit (its session holds the test's connection, which is
+    about to be rolled back), for the current scope only and only where one exists: a
+    thread-local registry always has one, Flask-SQLAlchemy's exists inside an application
+    context only (its scope function raises RuntimeError outside one). Sessions of other
+    threads and scopes are closed by the end of the test (application.TestBinding).
 
     A factory whose ``bind`` is no longer ``bind`` on exit was re-configured during the block;
     ``problems`` then describes it (its keywords are restored all the same).
@@ -206,13 +229,14 @@ class bound_to:
         bind: Engine | Connection,
         *,
         savepoints: bool = True,
+        clear: bool = True,
     ) -> None:
         from sqlalchemy.orm import scoped_session
 
         factories = list(factories)
         self.bind = bind
         self.savepoints = savepoints
-        self.registries = [f for f in factories if isinstance(f, scoped_session)]
+        self.registries = [f for f in factories if isinstance(f, scoped_session)] if clear else []
         self.makers: list[sessionmaker[Any]] = []
         for factory in factories:
             maker = factory.session_factory if isinstance(factory, scoped_session) else factory
@@ -223,7 +247,7 @@ class bound_to:
 
     def __enter__(self) -> bound_to:
         for registry in self.registries:
-            registry.remove()
+            _remove_current(registry)
         self.saved = [dict(maker.kw) for maker in self.makers]
         options: dict[str, Any] = {"bind": self.bind, "binds": None}
         if self.savepoints:
@@ -240,7 +264,7 @@ class bound_to:
     ) -> None:
         try:
             for registry in self.registries:
-                registry.remove()
+                _remove_current(registry)
         finally:
             for maker, saved in zip(self.makers, self.saved, strict=True):
                 if maker.kw.get("bind") is not self.bind:
@@ -254,3 +278,14 @@ class bound_to:
                 # application never set, so the dict is rewritten in place.
                 maker.kw.clear()
                 maker.kw.update(saved)
+
+
+def _remove_current(registry: scoped_session[Any]) -> None:
+    """Remove the current scope's session, if there is a scope and a session in it."""
+    try:
+        held = registry.registry.has()
+    except RuntimeError:
+        # Flask's "Working outside of application context": no scope, so no session in it.
+        return
+    if held:
+        registry.remove()

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
     from sqlalchemy import URL, Connection, Engine
 
+    from pytest_sessionmaker.application import ApplicationSessions
     from pytest_sessionmaker.config import Settings
     from pytest_sessionmaker.markers import CommitOptions
     from pytest_sessionmaker.rebind import SessionFactory
@@ -88,6 +89,8 @@ class DatabaseRun:
         self.reused_schema = False
         # The application's session factories, bound to each test's connection.
         self.application_factories: tuple[SessionFactory, ...] = ()
+        # The application's factories and engines, guarded for the run (application.py).
+        self.application: ApplicationSessions | None = None
         # The test now using the database in this process, if any.
         self.active: TestTransaction | None = None
         # The connection kept between tests that leave nothing on it (see take_connection).

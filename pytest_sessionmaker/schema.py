@@ -46,16 +46,23 @@ def import_object(path: str, ini_key: str) -> object:
 
 def load_metadata(paths: tuple[str, ...]) -> list[MetaData]:
     """Each path names a MetaData or a declarative base (anything with a ``metadata``)."""
+    from pytest_sessionmaker.frameworks.flask_sqlalchemy import is_extension, metadatas_of
+
     found: list[MetaData] = []
     for path in paths:
         obj = import_object(path, "db_metadata")
-        metadata = obj if isinstance(obj, MetaData) else getattr(obj, "metadata", None)
-        if not isinstance(metadata, MetaData):
-            raise ConfigurationError(
-                f"db_metadata = {path!r} is neither a MetaData nor a declarative base."
-            )
-        if metadata not in found:
-            found.append(metadata)
+        if is_extension(obj):
+            # Flask-SQLAlchemy's db: the default metadata and one per __bind_key__.
+            candidates: list[object] = list(metadatas_of(obj))
+        else:
+            candidates = [obj if isinstance(obj, MetaData) else getattr(obj, "metadata", None)]
+        for metadata in candidates:
+            if not isinstance(metadata, MetaData):
+                raise ConfigurationError(
+                    f"db_metadata = {path!r} is neither a MetaData nor a declarative base."
+                )
+            if metadata not in found:
+                found.append(metadata)
     return found
 
 

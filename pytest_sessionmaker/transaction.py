@@ -9,6 +9,8 @@ reconfigures what it was given cannot reach the next test.
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -17,11 +19,14 @@ from pytest_sessionmaker.dialects import TestEnding
 from pytest_sessionmaker.errors import SessionmakerError, scrub
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from sqlalchemy import Connection, Engine, RootTransaction
 
+    from pytest_sessionmaker.application import TestBinding
     from pytest_sessionmaker.markers import CommitOptions
-    from pytest_sessionmaker.rebind import bound_to
     from pytest_sessionmaker.run import DatabaseRun
+    from pytest_sessionmaker.threads import SharedConnection
 
 COMMIT_MARKER_HINT = (
     "If the test needs real commits, mark it with @pytest.mark.db_commit; otherwise commit "
@@ -48,21 +53,22 @@ class TestTransaction:
         self._guarded = False
         self._sessionmaker: sessionmaker[Session] | None = None
         self._sessions: list[Session] = []
-        self._bound: bound_to | None = None
+        self._bound: TestBinding | None = None
         self._ended = False
         # The rollback is scheduled by the first of the plugin's fixtures set up in the test.
         self.rollback_scheduled = False
         # A fixture with teardown code was set up before that: look at the change log again
         # once every fixture is torn down (after_fixtures).
         self.look_after_fixtures = False
+        # The thread the test runs in, and the lock that serialises the connection once
+        # another thread uses it (threads.py).
+        self.thread = threading.get_ident()
+        self._shared: SharedConnection | None = None
+        self._application_problems: list[str] = []
         if not self.commit_mode:
             self._begin()
-        if run.application_factories:
-            from pytest_sessionmaker.rebind import bound_to
-
-            self._bound = bound_to(
-                run.application_factories, self.bind, savepoints=not self.commit_mode
-            ).__enter__()
+        if run.application is not None:
+            self._bound = run.application.join_test(self)
 
     def _begin(self) -> None:
         try:
@@ -111,6 +117,46 @@ class TestTransaction:
         self._sessions.append(session)
         return session
 
+    def session_dependency(self) -> Iterator[Session]:
+        """``db_session_dependency``: one session per call, for FastAPI's
+        ``app.dependency_overrides[get_db]``; closed after the request, and at the latest when
+        the test ends."""
+        if threading.get_ident() != self.thread:
+            self.share_with_threads()
+        session = self.sessionmaker()
+        self._sessions.append(session)
+        with session:
+            yield session
+
+    # -- other threads ----------------------------------------------------------------------
+
+    def share_with_threads(self) -> None:
+        """Another thread uses the test's connection: serialise its statements from now on."""
+        if self._shared is None and not self._ended:
+            from pytest_sessionmaker.threads import SharedConnection
+
+            self._shared = SharedConnection(self.connection)
+
+    @contextlib.contextmanager
+    def _threads_kept_out(self) -> Iterator[None]:
+        """Hold the connection while the test ends; then stop sharing it."""
+        if self._shared is None:
+            yield
+            return
+        shared = self._shared
+        try:
+            with shared.exclusive():
+                yield
+        finally:
+            shared.stop()
+
+    def _leave_application(self) -> None:
+        """Close the sessions the application's factories made (in any thread), put the
+        factories back as they were between tests; note a factory changed by the test."""
+        bound, self._bound = self._bound, None
+        if bound is not None:
+            self._application_problems = bound.leave()
+
     # -- the end -----------------------------------------------------------------------------
 
     def end(self) -> str | None:
@@ -124,14 +170,18 @@ class TestTransaction:
             return None
         self._ended = True
         problems: list[str] = []
-        if self._bound is not None:
-            self._bound.__exit__(None, None, None)
-            problems.extend(self._bound.problems)
-            self._bound = None
-        if self.commit_mode:
-            problems.extend(self._end_commit_test())
-        else:
-            problems.extend(self._end_rolled_back_test())
+        with self._threads_kept_out():
+            try:
+                if self.commit_mode:
+                    # First: an open session of the application would hold locks the restore
+                    # needs.
+                    self._leave_application()
+                    problems.extend(self._end_commit_test())
+                else:
+                    problems.extend(self._end_rolled_back_test())
+            finally:
+                self._leave_application()
+        problems[:0] = self._application_problems
         return scrub(" ".join(problems)) if problems else None
 
     def after_fixtures(self) -> str | None:
@@ -196,8 +246,10 @@ class TestTransaction:
         finally:
             try:
                 # After the ROLLBACK: closed before it, each session would first roll back its
-                # own savepoint, a round trip the ROLLBACK makes redundant.
+                # own savepoint, a round trip the ROLLBACK makes redundant. The same holds for
+                # the sessions the application's factories made.
                 self._close_sessions()
+                self._leave_application()
             finally:
                 self._hand_back(connection, ending)
         what = describe_ending(ending, self.run.watched_commits(self))
@@ -233,6 +285,8 @@ class TestTransaction:
         usable = not (connection.closed or connection.invalidated)
         clean = (
             usable
+            # A connection that had listeners for other threads dispatches events for good.
+            and self._shared is None
             and not (
                 ending.escaped
                 or ending.transaction_committed

@@ -132,6 +132,17 @@ def fuzz_project(pytester: pytest.Pytester, any_backend: Backend) -> Iterator[Pr
     yield project
 
 
+@pytest.fixture
+def catalog_project(pytester: pytest.Pytester, any_backend: Backend) -> Iterator[Project]:
+    pytester.copy_example("restore/catalog.py")
+    pytester.copy_example("restore/dump.py")
+    pytester.copy_example("restore/conftest.py")
+    pytester.syspathinsert()
+    project = Project(pytester, any_backend)
+    project.write_ini(db_metadata="catalog:Base")
+    yield project
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     from fuzz_counts import SEQUENCES
 

@@ -18,3 +18,8 @@ def program_sizes() -> tuple[int, int]:
 
 def count_sequences(backend: str, tests: int) -> None:
     SEQUENCES[backend] += tests
+
+
+def commit_program_sizes() -> tuple[int, int]:
+    """The same for db_commit programs (each of their tests restores, so they are slower)."""
+    return (10, 30) if settings.default.max_examples >= 100 else (4, 8)

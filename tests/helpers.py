@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import socket
+import sqlite3
 import textwrap
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -108,3 +110,114 @@ class Project:
 
     def run_subprocess(self, *args: str) -> pytest.RunResult:
         return self.pytester.runpytest_subprocess(*args)
+
+
+def derived_test_url(url: str) -> str:
+    """The test database the plugin derives from ``url`` (app -> app_test), as a URL string."""
+    parsed = make_url(url)
+    database = str(parsed.database)
+    if parsed.get_backend_name() == "sqlite":
+        database = database.removesuffix(".db") + "_test.db"
+    else:
+        database += "_test"
+    return parsed.set(database=database).render_as_string(hide_password=False)
+
+
+# -- an application with its own database (test_rebind and the tests of issue 14) --------------
+#
+# The inner projects have an application module whose engine points at a SQLite file of its own,
+# app.db, holding one row. A write that escaped the test would land there, so every test that
+# expects isolation checks the file is byte for byte what it was.
+
+APP = """
+from pathlib import Path
+
+from sqlalchemy import create_engine, select
+from sqlalchemy.orm import scoped_session, sessionmaker
+
+from models import Base, User
+
+engine = create_engine(f"sqlite:///{Path(__file__).with_name('app.db')}")
+SessionLocal = sessionmaker(engine, expire_on_commit=False, info={"owner": "app"})
+ScopedSession = scoped_session(sessionmaker(binds={Base: engine}, autoflush=False))
+
+ORIGINAL = {
+    "SessionLocal": dict(SessionLocal.kw),
+    "ScopedSession": dict(ScopedSession.session_factory.kw),
+}
+
+
+def register(name):
+    with SessionLocal() as session:
+        session.add(User(name=name))
+        session.commit()
+
+
+def register_scoped(name):
+    ScopedSession.add(User(name=name))
+    ScopedSession.commit()
+
+
+def names():
+    with SessionLocal() as session:
+        return session.scalars(select(User.name).order_by(User.id)).all()
+"""
+
+# Written by the inner run after its last test: is every factory configured as the app made it?
+FACTORY_CHECK = """
+from pathlib import Path
+
+
+def pytest_sessionfinish(session):
+    import app
+
+    state = {
+        "SessionLocal": app.SessionLocal.kw,
+        "ScopedSession": app.ScopedSession.session_factory.kw,
+    }
+    lines = [
+        f"{name} {'restored' if kw == app.ORIGINAL[name] else f'changed: {kw!r}'}"
+        for name, kw in state.items()
+    ]
+    held = app.ScopedSession.registry.has()
+    lines.append(f"scoped registry {'holds a session' if held else 'empty'}")
+    Path(__file__).with_name("factory_state.txt").write_text("\\n".join(lines))
+"""
+
+FACTORIES_RESTORED = "SessionLocal restored\nScopedSession restored\nscoped registry empty"
+
+
+class AppDatabase:
+    """The application's own SQLite file, which the tests must never write."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        connection = sqlite3.connect(path)
+        connection.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name VARCHAR(50) UNIQUE)")
+        connection.execute("INSERT INTO users (name) VALUES ('existing')")
+        connection.commit()
+        connection.close()
+        self.digest = self.current_digest()
+
+    def current_digest(self) -> str:
+        return hashlib.sha256(self.path.read_bytes()).hexdigest()
+
+    def names(self) -> list[str]:
+        connection = sqlite3.connect(self.path)
+        try:
+            return [name for (name,) in connection.execute("SELECT name FROM users ORDER BY id")]
+        finally:
+            connection.close()
+
+    def assert_untouched(self) -> None:
+        assert self.names() == ["existing"]
+        assert self.current_digest() == self.digest
+
+
+def write_app(pytester: pytest.Pytester) -> AppDatabase:
+    pytester.makepyfile(app=APP, conftest=FACTORY_CHECK)
+    return AppDatabase(pytester.path / "app.db")
+
+
+def factory_state(project: Project) -> str:
+    return (project.pytester.path / "factory_state.txt").read_text()

@@ -16,12 +16,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from fuzzing_commit import CommitTest, commit_programs, render_commit_program
 from hypothesis import given
 
-from fuzz_counts import count_sequences, program_sizes
+from fuzz_counts import commit_program_sizes, count_sequences, program_sizes
 from fuzzing import Program, describe, expected_errors, programs, render
 
 if TYPE_CHECKING:
+    import pytest
+
     from helpers import Project
 
 
@@ -45,3 +48,20 @@ def test_no_sequence_of_tests_leaves_anything_behind(
     )
     assert outcomes.get("passed") == 2 * len(program.tests)
     count_sequences(backend, len(program.tests))
+
+
+@given(tests=commit_programs(*commit_program_sizes()))
+def test_no_sequence_of_commit_tests_leaves_anything_behind(
+    catalog_project: Project, tests: list[CommitTest], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backend = catalog_project.backend.name
+    monkeypatch.setenv("PG_DUMP_CHECK", "1")
+    catalog_project.pytester.copy_example("restore/commit_actions.py")
+    catalog_project.pytester.makepyfile(test_generated=render_commit_program(tests))
+    result = catalog_project.run("-p", "no:cacheprovider")
+    outcomes = result.parseoutcomes()
+    assert (outcomes.get("failed", 0), outcomes.get("errors", 0)) == (0, 0), (
+        f"{result.stdout.str()}\n\nThe generated module:\n" + render_commit_program(tests)
+    )
+    assert outcomes.get("passed") == 2 * len(tests)
+    count_sequences(f"{backend} (db_commit)", len(tests))

@@ -7,109 +7,23 @@ expects isolation checks the file is byte for byte what it was.
 
 from __future__ import annotations
 
-import hashlib
-import sqlite3
 import textwrap
-from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy import create_engine
 from sqlalchemy.orm import scoped_session, sessionmaker
 
-from helpers import MODELS, Project
+from helpers import (
+    APP,
+    FACTORIES_RESTORED,
+    FACTORY_CHECK,
+    MODELS,
+    AppDatabase,
+    Project,
+    factory_state,
+    write_app,
+)
 from pytest_sessionmaker.rebind import bound_to
-
-if TYPE_CHECKING:
-    from pathlib import Path
-
-APP = """
-from pathlib import Path
-
-from sqlalchemy import create_engine, select
-from sqlalchemy.orm import scoped_session, sessionmaker
-
-from models import Base, User
-
-engine = create_engine(f"sqlite:///{Path(__file__).with_name('app.db')}")
-SessionLocal = sessionmaker(engine, expire_on_commit=False, info={"owner": "app"})
-ScopedSession = scoped_session(sessionmaker(binds={Base: engine}, autoflush=False))
-
-ORIGINAL = {
-    "SessionLocal": dict(SessionLocal.kw),
-    "ScopedSession": dict(ScopedSession.session_factory.kw),
-}
-
-
-def register(name):
-    with SessionLocal() as session:
-        session.add(User(name=name))
-        session.commit()
-
-
-def register_scoped(name):
-    ScopedSession.add(User(name=name))
-    ScopedSession.commit()
-
-
-def names():
-    with SessionLocal() as session:
-        return session.scalars(select(User.name).order_by(User.id)).all()
-"""
-
-# Written by the inner run after its last test: is every factory configured as the app made it?
-FACTORY_CHECK = """
-from pathlib import Path
-
-
-def pytest_sessionfinish(session):
-    import app
-
-    state = {
-        "SessionLocal": app.SessionLocal.kw,
-        "ScopedSession": app.ScopedSession.session_factory.kw,
-    }
-    lines = [
-        f"{name} {'restored' if kw == app.ORIGINAL[name] else f'changed: {kw!r}'}"
-        for name, kw in state.items()
-    ]
-    held = app.ScopedSession.registry.has()
-    lines.append(f"scoped registry {'holds a session' if held else 'empty'}")
-    Path(__file__).with_name("factory_state.txt").write_text("\\n".join(lines))
-"""
-
-FACTORIES_RESTORED = "SessionLocal restored\nScopedSession restored\nscoped registry empty"
-
-
-class AppDatabase:
-    """The application's own SQLite file, which the tests must never write."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        connection = sqlite3.connect(path)
-        connection.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name VARCHAR(50) UNIQUE)")
-        connection.execute("INSERT INTO users (name) VALUES ('existing')")
-        connection.commit()
-        connection.close()
-        self.digest = self.current_digest()
-
-    def current_digest(self) -> str:
-        return hashlib.sha256(self.path.read_bytes()).hexdigest()
-
-    def names(self) -> list[str]:
-        connection = sqlite3.connect(self.path)
-        try:
-            return [name for (name,) in connection.execute("SELECT name FROM users ORDER BY id")]
-        finally:
-            connection.close()
-
-    def assert_untouched(self) -> None:
-        assert self.names() == ["existing"]
-        assert self.current_digest() == self.digest
-
-
-def write_app(pytester: pytest.Pytester) -> AppDatabase:
-    pytester.makepyfile(app=APP, conftest=FACTORY_CHECK)
-    return AppDatabase(pytester.path / "app.db")
 
 
 @pytest.fixture
@@ -117,10 +31,6 @@ def app_project(project: Project) -> tuple[Project, AppDatabase]:
     database = write_app(project.pytester)
     project.write_ini(db_sessionmakers="app:SessionLocal app:ScopedSession")
     return project, database
-
-
-def factory_state(project: Project) -> str:
-    return (project.pytester.path / "factory_state.txt").read_text()
 
 
 @pytest.mark.parametrize("write", ["register", "register_scoped"])
@@ -336,6 +246,40 @@ def test_an_engine_in_db_engines_pointing_elsewhere_stops_before_anything_is_wri
     app_project: tuple[Project, AppDatabase],
 ) -> None:
     project, app_database = app_project
+    _write_tests_bypassing_the_factory(project)
+    result = project.run()
+    # One error, then the run stops: the other test never runs.
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "The application's engine app:engine (db_engines) points at sqlite:///*app.db,"
+            " not at the test database *: build the application's database URL from the "
+            "db_engine fixture*",
+            "*Interrupted: The application's engine app:engine (db_engines) points at*",
+        ]
+    )
+    result.stdout.no_fnmatch_line("*restored*")
+    app_database.assert_untouched()
+
+
+def test_under_xdist_an_engine_pointing_elsewhere_stops_the_run_with_the_sentence(
+    app_project: tuple[Project, AppDatabase],
+) -> None:
+    # pytest.exit in a worker becomes an internal error of xdist's controller that loses the
+    # message: the plugin stops the run through session.shouldstop instead.
+    project, app_database = app_project
+    _write_tests_bypassing_the_factory(project)
+    result = project.run_subprocess("-n", "2")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(
+        ["*Interrupted: The application's engine app:engine (db_engines) points at*"]
+    )
+    result.stdout.no_fnmatch_line("*INTERNALERROR*")
+    app_database.assert_untouched()
+
+
+def _write_tests_bypassing_the_factory(project: Project) -> None:
     project.write_ini(db_sessionmakers="app:SessionLocal", db_engines="app:engine")
     project.write_tests(
         """
@@ -346,14 +290,12 @@ def test_an_engine_in_db_engines_pointing_elsewhere_stops_before_anything_is_wri
         def test_bypasses_the_factory(db_session):
             with app.engine.begin() as connection:
                 connection.execute(insert(User).values(name="bob"))
+
+        def test_never_runs(db_session):
+            with app.engine.begin() as connection:
+                connection.execute(insert(User).values(name="carol"))
         """
     )
-    result = project.run()
-    result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(
-        ["*application engine db_engines app:engine points at sqlite:///*app.db, not at the test*"]
-    )
-    app_database.assert_untouched()
 
 
 @pytest.mark.parametrize(
@@ -438,3 +380,59 @@ def test_bound_to_an_engine_keeps_the_applications_join_mode() -> None:
         assert plain.kw["bind"] is engine
         assert plain.kw["join_transaction_mode"] == "rollback_only"
     assert binding.problems == []
+
+
+def test_a_session_class_that_chooses_its_own_engine_follows_the_test_all_the_same(
+    project: Project,
+) -> None:
+    app_database = write_app(project.pytester)
+    project.pytester.makepyfile(
+        routing="""
+        from sqlalchemy.orm import Session, sessionmaker
+
+        import app
+
+
+        class RoutingSession(Session):
+            # Ignores the bind it is given, as Flask-SQLAlchemy's session class does.
+            def get_bind(self, mapper=None, clause=None, **kwargs):
+                return app.engine
+
+
+        SessionLocal = sessionmaker(class_=RoutingSession)
+        ORIGINAL = SessionLocal.class_
+        """
+    )
+    project.write_ini(db_sessionmakers="routing:SessionLocal")
+    project.write_tests(
+        """
+        from sqlalchemy import select
+        from models import User
+        import routing
+
+        def test_commits_into_the_test_transaction(db_session):
+            with routing.SessionLocal() as session:
+                session.add(User(name="alice"))
+                session.commit()
+                assert session.get_bind() is db_session.connection()
+            assert db_session.scalars(select(User.name)).all() == ["alice"]
+
+        def test_the_next_test_starts_without_the_row(db_session):
+            assert db_session.scalars(select(User.name)).all() == []
+        """
+    )
+    project.pytester.makeconftest(
+        """
+        from pathlib import Path
+
+        def pytest_unconfigure(config):
+            import routing
+
+            restored = routing.SessionLocal.class_ is routing.ORIGINAL
+            Path(__file__).with_name("class_state.txt").write_text(str(restored))
+        """
+    )
+    result = project.run()
+    result.assert_outcomes(passed=2)
+    app_database.assert_untouched()
+    assert (project.pytester.path / "class_state.txt").read_text() == "True"

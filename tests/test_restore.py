@@ -9,25 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import pytest
-
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
-    from helpers import Backend, Project
-
-
-@pytest.fixture
-def catalog_project(pytester: pytest.Pytester, any_backend: Backend) -> Iterator[Project]:
     from helpers import Project
-
-    pytester.copy_example("restore/catalog.py")
-    pytester.copy_example("restore/dump.py")
-    pytester.copy_example("restore/conftest.py")
-    pytester.syspathinsert()
-    project = Project(pytester, any_backend)
-    project.write_ini(db_metadata="catalog:Base")
-    yield project
 
 
 def test_every_operation_of_a_commit_test_is_undone_exactly(catalog_project: Project) -> None:

@@ -1,0 +1,1 @@
+"""A to-do list API on FastAPI and SQLModel."""
