@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
+import pytest
+
 if TYPE_CHECKING:
     from sqlalchemy import URL
 
@@ -29,6 +31,10 @@ class IsolationBreach(SessionmakerError):
     """A test made work permanent behind the plugin's back."""
 
 
+class SessionmakerWarning(pytest.PytestWarning):
+    """Something at the run's end could not be cleaned up; the message says what was left."""
+
+
 # Query parameters and conninfo keys that carry secrets (libpq, PyMySQL, SQLAlchemy's URL).
 SECRET_KEYS = ("password", "passwd", "pwd", "sslpassword", "sslkey_password", "secret", "token")
 _SECRET_ASSIGNMENT = re.compile(
@@ -42,6 +48,13 @@ _URL_PASSWORD = re.compile(r"(?P<head>[\w+.-]+://[^:/@\s]*:)(?P<password>[^@\s]*
 # Secret values seen in URLs this process was given, so that a driver's message quoting one
 # without its key is scrubbed as well. Process-wide on purpose: a secret stays one.
 _known_secrets: set[str] = set()
+
+
+def warn_plainly(message: str) -> None:
+    """A SessionmakerWarning, scrubbed like every other message."""
+    import warnings
+
+    warnings.warn(SessionmakerWarning(scrub(message)), stacklevel=3)
 
 
 def remember_secrets(url: URL) -> None:

@@ -51,6 +51,16 @@ class Baseline:
     counters: dict[str, tuple[int | None, bool]] = field(default_factory=dict)
 
 
+def drop_leftover_snapshots(connection: Connection) -> None:
+    """Snapshot tables a killed run left (its teardown never ran): the next snapshot of the same
+    table would fail on the name. Only the plugin makes tables with this prefix."""
+    from sqlalchemy import inspect
+
+    for name in inspect(connection).get_table_names():
+        if name.startswith(SNAPSHOT_PREFIX):
+            connection.exec_driver_sql(f"DROP TABLE {_quote(connection.engine, name)}")
+
+
 class TableRestorer:
     """Logs writes to the plugin's tables and puts the written tables back as they were."""
 
@@ -65,15 +75,19 @@ class TableRestorer:
     def install(self) -> None:
         """Create the change log and the triggers (once per run, after the tables)."""
         with self.engine.begin() as connection:
+            drop_leftover_snapshots(connection)
             self.support.install_change_log(connection, self.tables)
         self.checkpoint()
 
-    def uninstall(self) -> None:
+    def uninstall(self, connection: Connection | None = None) -> None:
         """Drop snapshots, change log and (with their tables) the triggers."""
-        with self.engine.begin() as connection:
-            for snapshot in self.baseline.snapshots.values():
-                connection.exec_driver_sql(f"DROP TABLE IF EXISTS {_quote(self.engine, snapshot)}")
-            self.support.uninstall_change_log(connection, self.tables)
+        if connection is None:
+            with self.engine.begin() as connection:
+                self.uninstall(connection)
+            return
+        for snapshot in self.baseline.snapshots.values():
+            connection.exec_driver_sql(f"DROP TABLE IF EXISTS {_quote(self.engine, snapshot)}")
+        self.support.uninstall_change_log(connection, self.tables)
         self.baseline = Baseline()
 
     def changed_tables(self, connection: Connection) -> list[Table]:

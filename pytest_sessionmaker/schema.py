@@ -141,7 +141,12 @@ class Schema:
         if not self.created:
             return
         with engine.begin() as connection:
-            drop_owned_tables(connection, self.metadata, self.created)
+            self.drop_on(connection)
+
+    def drop_on(self, connection: Connection) -> None:
+        if not self.created:
+            return
+        drop_owned_tables(connection, self.metadata, self.created)
         self.created = []
 
 
