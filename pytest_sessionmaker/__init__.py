@@ -5,6 +5,7 @@ from pytest_sessionmaker.errors import (
     IsolationBreach,
     SchemaConflict,
     SessionmakerError,
+    SessionmakerWarning,
 )
 
 __all__ = [
@@ -12,4 +13,5 @@ __all__ = [
     "IsolationBreach",
     "SchemaConflict",
     "SessionmakerError",
+    "SessionmakerWarning",
 ]

@@ -55,6 +55,11 @@ class Backend:
         finally:
             engine.dispose()
 
+    def test_databases(self) -> set[str]:
+        """The test databases (or SQLite files) derived from this backend's URL that exist."""
+        stem = Path(str(make_url(self.url).database)).stem
+        return {name for name in self.server_databases() if name.startswith(f"{stem}_test")}
+
     def admin_execute(self, statement: str) -> None:
         """Run one statement on the server outside any database of the test (autocommit)."""
         parsed = make_url(self.url)
