@@ -153,7 +153,7 @@ class ServerTestDatabase:
                 f"lock on their names there; let this user connect to {database!r}, or "
                 f"{OPT_OUT}."
             )
-        return connect_error_message(lock_url, exc)
+        return connect_error_message(self.server_url, exc)
 
     def _create(self, admin: Connection, name: str) -> None:
         try:

@@ -84,7 +84,15 @@ def db_url(pytestconfig: pytest.Config) -> URL:
     try:
         return throwaway_postgresql_url(pytestconfig)
     except SessionmakerError as exc:
+        report_run_failure(pytestconfig)
         fail_plainly(exc, pytestconfig)
+
+
+def report_run_failure(config: pytest.Config) -> None:
+    """The run's database cannot be had: later database tests refer to this failure."""
+    from pytest_sessionmaker.setup_failure import report_once
+
+    report_once(config, DATABASE_ITEM_KEY)
 
 
 @pytest.fixture(scope="session")
@@ -108,6 +116,37 @@ def db_setup(
     db_application_sessionmakers: Sequence[SessionFactory],
 ) -> Iterator[DatabaseRun]:
     """Prepare the run's database once: test database, engine, tables, change log."""
+    from pytest_sessionmaker.errors import remember_secrets
+    from pytest_sessionmaker.redaction import hide_secrets_in_reports
+
+    remember_secrets(db_url)
+    hide_secrets_in_reports(pytestconfig)
+    try:
+        run = open_database_run(
+            pytestconfig,
+            db_url,
+            db_engine_options,
+            db_session_options,
+            db_application_sessionmakers,
+        )
+    except (Exception, pytest.fail.Exception):
+        report_run_failure(pytestconfig)
+        raise
+    pytestconfig.stash[RUN_KEY] = run
+    try:
+        yield run
+    finally:
+        del pytestconfig.stash[RUN_KEY]
+        run.close()
+
+
+def open_database_run(
+    config: pytest.Config,
+    url: URL,
+    engine_options: dict[str, Any],
+    session_options: dict[str, Any],
+    application_sessionmakers: Sequence[SessionFactory],
+) -> DatabaseRun:
     from pytest_sessionmaker.databases import open_run
     from pytest_sessionmaker.rebind import (
         application,
@@ -115,26 +154,21 @@ def db_setup(
         session_factory_problem,
     )
 
-    for factory in db_application_sessionmakers:
+    for factory in application_sessionmakers:
         problem = session_factory_problem(factory)
         if problem is not None:
             pytest.fail(f"db_application_sessionmakers: {factory!r} {problem}.", pytrace=False)
     try:
-        run = open_run(pytestconfig, db_url, db_engine_options, db_session_options)
+        run = open_run(config, url, engine_options, session_options)
     except SessionmakerError as exc:
-        fail_plainly(exc, pytestconfig)
+        fail_plainly(exc, config)
     try:
-        refuse_engines_elsewhere(application(pytestconfig).engines, run.engine.url)
+        refuse_engines_elsewhere(application(config).engines, run.engine.url)
     except SessionmakerError as exc:
         run.close()
-        fail_plainly(exc, pytestconfig)
-    run.application_factories = tuple(db_application_sessionmakers)
-    pytestconfig.stash[RUN_KEY] = run
-    try:
-        yield run
-    finally:
-        del pytestconfig.stash[RUN_KEY]
-        run.close()
+        fail_plainly(exc, config)
+    run.application_factories = tuple(application_sessionmakers)
+    return run
 
 
 def current_run(request: pytest.FixtureRequest) -> DatabaseRun:

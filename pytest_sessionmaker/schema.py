@@ -54,6 +54,14 @@ def load_metadata(paths: tuple[str, ...]) -> list[MetaData]:
             raise ConfigurationError(
                 f"db_metadata = {path!r} is neither a MetaData nor a declarative base."
             )
+        if not metadata.tables:
+            module = path.partition(":")[0]
+            raise ConfigurationError(
+                f"db_metadata = {path!r} has no tables: the modules defining its models were "
+                f"not imported by {module!r}. Name a module that defines or imports the models "
+                "(e.g. db_metadata = myapp.models:Base, where models.py imports Base), or "
+                f"import the models module in {module!r}."
+            )
         if metadata not in found:
             found.append(metadata)
     return found
