@@ -188,7 +188,8 @@ class ServerTestDatabase:
             raise
         lock.close()
         raise DatabaseUnavailable(
-            f"All {ATTEMPTS} test database names for {self.base!r} are in use by other runs."
+            f"All {ATTEMPTS} test database names for {self.base!r} are in use by other runs "
+            "(or have sessions connected to them)."
         )
 
     def _take(self, lock: Connection, name: str, reuse: bool) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import textwrap
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +60,33 @@ class Backend:
         """The test databases (or SQLite files) derived from this backend's URL that exist."""
         stem = Path(str(make_url(self.url).database)).stem
         return {name for name in self.server_databases() if name.startswith(f"{stem}_test")}
+
+    def wait_until_unused(self) -> None:
+        """Wait until no session is connected to the test databases any more.
+
+        A killed run's server sessions end when the server notices its client is gone, soon but
+        not at once; until then a new run rightly takes such a database for a live run's.
+        """
+        if self.name == "sqlite":
+            return
+        parsed = make_url(self.url)
+        admin = parsed.set(database="postgres" if self.name == "postgresql" else "mysql")
+        stem = Path(str(parsed.database)).stem
+        query = (
+            "SELECT count(*) FROM pg_stat_activity WHERE datname LIKE :pattern"
+            if self.name == "postgresql"
+            else "SELECT count(*) FROM information_schema.processlist WHERE db LIKE :pattern"
+        )
+        engine = create_engine(admin, poolclass=NullPool)
+        give_up = time.monotonic() + 60  # a safety net against a hang, not a timing
+        try:
+            with engine.connect() as connection:
+                while connection.execute(text(query), {"pattern": f"{stem}_test%"}).scalar():
+                    assert time.monotonic() < give_up, "a killed run's sessions never ended"
+                    connection.rollback()
+                    time.sleep(0.02)
+        finally:
+            engine.dispose()
 
     def admin_execute(self, statement: str) -> None:
         """Run one statement on the server outside any database of the test (autocommit)."""

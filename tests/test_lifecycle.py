@@ -275,6 +275,7 @@ def test_a_killed_db_commit_run_with_seed_rows_does_not_block_reuse(any_project:
         check=False,
     )
     assert killed.returncode == -9, killed.stdout.decode()
+    any_project.backend.wait_until_unused()
     any_project.run_subprocess("--db-reuse").assert_outcomes(passed=2)
     any_project.run_subprocess().assert_outcomes(passed=2)
     assert any_project.backend.test_databases() == set()
