@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import sys
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -70,9 +71,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
         configure_application(config)
     if settings.url is None:
-        from pytest_sessionmaker.server import ensure_run_id
+        from pytest_sessionmaker.server import configure_throwaway_server
 
-        ensure_run_id(config)
+        configure_throwaway_server(config)
+        if config.pluginmanager.hasplugin("xdist"):
+            config.pluginmanager.register(XdistHooks(), "sessionmaker-xdist")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -101,23 +104,22 @@ def pytest_fixture_setup(
                 watch_fixture(fixturedef, transaction)
         return (yield)
     result = yield
-    _accept_baseline(fixturedef, request.config)
+    run = request.config.stash.get(RUN_KEY, None)
+    if run is not None and fixturedef.argname not in OWN_FIXTURES:
+        # Session-scoped seed data is the run's baseline; a narrower scope's is a level of its
+        # own, undone when its fixture is torn down.
+        run.accept_baseline(None if fixturedef.scope == "session" else fixturedef)
     return result
 
 
 def pytest_fixture_post_finalizer(
     fixturedef: pytest.FixtureDef[object], request: pytest.FixtureRequest
 ) -> None:
-    if fixturedef.scope != "function":
-        _accept_baseline(fixturedef, request.config)
-
-
-def _accept_baseline(fixturedef: pytest.FixtureDef[object], config: pytest.Config) -> None:
-    if fixturedef.argname in OWN_FIXTURES:
+    if fixturedef.scope == "function" or fixturedef.argname in OWN_FIXTURES:
         return
-    run = config.stash.get(RUN_KEY, None)
+    run = request.config.stash.get(RUN_KEY, None)
     if run is not None:
-        run.accept_baseline()
+        run.end_scope(fixturedef)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -126,8 +128,18 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     return header_lines(config.stash[SETTINGS_KEY])
 
 
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    if session.config.stash[SETTINGS_KEY].url is None:
-        from pytest_sessionmaker.server import stop_throwaway_server
+def pytest_unconfigure(config: pytest.Config) -> None:
+    # After the session fixtures' teardown, which still uses the throwaway server. A run that
+    # never imported its module has none, and need not import it now.
+    server = sys.modules.get("pytest_sessionmaker.server")
+    if server is not None:
+        server.stop_throwaway_server(config)
 
-        stop_throwaway_server(session.config)
+
+class XdistHooks:
+    """xdist's hooks, registered only when xdist is installed (pytest rejects unknown hooks)."""
+
+    def pytest_configure_node(self, node: Any) -> None:
+        from pytest_sessionmaker.server import hand_to_worker
+
+        hand_to_worker(node.config, node.workerinput)

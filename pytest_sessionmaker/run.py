@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event
+from sqlalchemy.exc import DBAPIError
 
 from pytest_sessionmaker.dialects import TestEnding, support_for_url
 from pytest_sessionmaker.dialects.base import ending
@@ -21,7 +22,7 @@ from pytest_sessionmaker.errors import (
     SessionmakerError,
     connect_error_message,
 )
-from pytest_sessionmaker.restore import TableRestorer
+from pytest_sessionmaker.restore import RestoreFailed, SchemaChanged, TableRestorer
 from pytest_sessionmaker.schema import Schema, load_metadata
 from pytest_sessionmaker.teardown import remove_run_objects
 from pytest_sessionmaker.transaction import TestTransaction
@@ -93,6 +94,8 @@ class DatabaseRun:
         # The connection kept between tests that leave nothing on it (see take_connection).
         self._idle: Connection | None = None
         self._commit_watch: CommitWatch | None = None
+        # A restore failed: the next one restores every table, before the next test begins.
+        self._restore_pending = False
         self._keeper: Any = None
         self._on_close: list[Callable[[], None]] = []
 
@@ -123,7 +126,12 @@ class DatabaseRun:
                 )
             owns_tables = self.settings.schema_mode == "create" or self.owns_database
             if owns_tables and self.support.has_change_log:
-                self.restorer = TableRestorer(self.engine, self.support, self.schema.tables)
+                self.restorer = TableRestorer(
+                    self.engine,
+                    self.support,
+                    self.schema.tables,
+                    every_sequence=self.owns_database,
+                )
                 self.restorer.install()
         if self.restorer is None:
             # Without a change log, only commits made through db_engine's connections are
@@ -150,6 +158,7 @@ class DatabaseRun:
 
     def begin_test(self, commit: CommitOptions | None) -> TestTransaction:
         """The test's transaction (or, for db_commit, its plain connection)."""
+        self.ensure_baseline()
         if self.active is not None:
             raise SessionmakerError(
                 "Two tests use the database at once in one process; pytest-sessionmaker "
@@ -230,24 +239,100 @@ class DatabaseRun:
         return self._commit_watch.take(transaction)
 
     def restore(self, *, every_table: bool = False) -> list[str]:
-        """Put the baseline back after a test that committed; return the tables written."""
+        """Put the baseline back after a test that committed; return the tables written.
+
+        A restore that fails leaves the database as the test left it, never as a new
+        baseline: the run retries before the next test (ensure_baseline) and stops if that
+        fails too.
+        """
         if self.restorer is None:
             return []
         # The restorer works on connections of its own: the kept one goes back first, so a
         # pool of one connection does not wait for itself.
         self._release_idle()
-        return self.restorer.restore(every_table=every_table)
+        try:
+            try:
+                written = self.restorer.restore(every_table=every_table or self._restore_pending)
+            except SchemaChanged:
+                written = self._rebuild_schema()
+        except RestoreFailed as exc:
+            self._restore_pending = True
+            raise DatabaseUnavailable(
+                f"The plugin could not put the tables back to their baseline ({exc}); it will "
+                "try once more before the next test and stop the run if that fails too."
+            ) from exc
+        self._restore_pending = False
+        return written
 
-    def accept_baseline(self) -> None:
+    def _rebuild_schema(self) -> list[str]:
+        """DDL changed the schema: make the tables anew from the metadata and copy the
+        baseline rows back. In a database of its own the plugin also drops the tables the test
+        created; elsewhere it leaves them (they may not be the test's)."""
+        if self.restorer is None or self.schema is None:
+            raise RestoreFailed(
+                "DDL changed the schema, and without db_metadata it cannot be rebuilt"
+            )
+        from sqlalchemy import inspect
+
+        self.restorer.uninstall_triggers()
+        try:
+            with self.engine.begin() as connection:
+                ours = {table.name for table in self.schema.tables}
+                doomed = [table.name for table in reversed(self.schema.tables)]
+                if self.owns_database:
+                    extra = set(inspect(connection).get_table_names()) - ours
+                    doomed += sorted(
+                        name for name in extra if not name.startswith("pytest_sessionmaker")
+                    )
+                self.support.drop_tables(connection, doomed)
+            for metadata in self.schema.metadata:
+                metadata.create_all(self.engine)
+        except DBAPIError as exc:
+            raise RestoreFailed(f"rebuilding the schema failed: {exc.orig or exc}") from exc
+        self.restorer.install_triggers()
+        self.restorer.copy_back_everything()
+        return [table.fullname for table in self.schema.tables]
+
+    def ensure_baseline(self) -> None:
+        """Before a test: retry a restore that failed after the previous one, or stop the run
+        (pytest.exit) rather than let a test start from a state that is not the baseline."""
+        if not self._restore_pending or self.restorer is None:
+            return
+        try:
+            self.restore(every_table=True)
+        except DatabaseUnavailable as exc:
+            import pytest
+
+            pytest.exit(
+                "pytest-sessionmaker stops the run: the tables could not be put back to their "
+                f"baseline after a test, so later tests would not start from it ({exc.__cause__}).",
+                returncode=pytest.ExitCode.TESTS_FAILED,
+            )
+
+    def accept_baseline(self, owner: object | None = None) -> None:
         """What wider-scoped fixtures committed (seed data) becomes the state tests start from.
 
         Called after a session-, package-, module- or class-scoped fixture is set up or torn
-        down, never while a test's transaction is open.
+        down, never while a test's transaction is open. With an ``owner`` (a module-, class- or
+        package-scoped fixture), its commits are a level of their own, undone by
+        ``end_scope(owner)`` when that fixture is torn down.
         """
         if self.restorer is None or self.active is not None:
             return
+        self.ensure_baseline()
         self._release_idle()
-        self.restorer.checkpoint()
+        self.restorer.checkpoint(owner)
+
+    def end_scope(self, owner: object) -> None:
+        """A narrower-scoped fixture was torn down: undo the seed data it committed, or, if it
+        committed none, take what its teardown committed into the baseline."""
+        if self.restorer is None or self.active is not None:
+            return
+        self._release_idle()
+        if self.restorer.owns_level(owner):
+            self.restorer.pop(owner)
+        else:
+            self.accept_baseline()
 
 
 class CommitWatch:

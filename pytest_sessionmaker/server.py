@@ -1,21 +1,26 @@
-"""A throwaway PostgreSQL for runs with no URL configured, shared by all xdist workers.
+"""The run's throwaway PostgreSQL: started on first use, shared by every process of the run,
+stopped by the process that ends last.
 
-The server is run by pytest-postgresql's executor and its database made by its janitor; this
-module only decides when to start it (the first test that needs it), who shares it (every
-process of one run, found through a state file keyed by xdist's testrunuid) and when it stops
-(at the end of the run, in the process that ends last: xdist's controller, or the only one).
+The process that ends last (xdist's controller, or the only process) owns the server: at
+configure time it names the run's directory, ``$TMPDIR/pytest-sessionmaker-<run id>``, and hands
+it to xdist's workers in ``node.workerinput``. The first test that needs a database, in any
+process, starts the server under a lock in that directory; the others read its port from there.
+The owner stops it in pytest_unconfigure, after pytest has torn down every session fixture that
+still uses it: stopping it in pytest_sessionfinish broke the fixtures torn down later (an
+AdminShutdown traceback and exit status 1 after a Ctrl-C). While the server may run, a SIGTERM to
+the owner stops it before the process ends, and a run killed outright leaves it to the next run
+(see server_owner).
 """
 
 from __future__ import annotations
 
-import glob
 import json
 import os
-import pwd
 import shutil
-import stat
-import sys
+import signal
+import socket
 import tempfile
+import threading
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,236 +28,230 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_sessionmaker.errors import DatabaseUnavailable
+from pytest_sessionmaker.server_owner import (
+    DATA_DIRECTORY,
+    RUN_DIRECTORY_PREFIX,
+    ProcessIdentity,
+    remove_orphans,
+    write_owner,
+)
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from types import FrameType
+
     from sqlalchemy import URL
 
-RUN_ID_KEY = pytest.StashKey[str]()
-DATABASE_NAME = "pytest_sessionmaker"
-UNPRIVILEGED_USER = "postgres"
-SERVER_USER = "postgres"
+    from pytest_sessionmaker.postgres_cluster import Cluster
 
-PG_CTL_LOCATIONS = (
-    "/usr/lib/postgresql/*/bin/pg_ctl",
-    "/usr/pgsql-*/bin/pg_ctl",
-    "/usr/local/pgsql/bin/pg_ctl",
-    "/opt/homebrew/opt/postgresql*/bin/pg_ctl",
-    "/usr/local/opt/postgresql*/bin/pg_ctl",
-    "/Applications/Postgres.app/Contents/Versions/*/bin/pg_ctl",
-)
-
-MISSING_BINARIES = (
-    "No database URL is configured, so the plugin would start a throwaway PostgreSQL, but it "
-    "cannot find pg_ctl (looked in {places}). Install "
-    "PostgreSQL (Debian/Ubuntu: apt-get install postgresql; macOS: brew install postgresql), "
-    "or choose a database with --db-url (e.g. --db-url sqlite://), $PYTEST_DB_URL or the "
-    "db_url ini key."
-)
+# initdb's own database: creating another would add 300 files to copy for every run (the copy's
+# cost is per file on a busy disk), and the plugin works in test databases it creates anyway.
+DATABASE_NAME = "postgres"
+WORKERINPUT_KEY = "pytest_sessionmaker_server"
+STATE_FILE = "server.json"
+FAILURE_FILE = "failed.txt"
+PORT_ATTEMPTS = 5
 
 
-def _version_key(path: str) -> tuple[int, ...]:
-    digits = [int(part) for part in Path(path).parts if part.isdigit()]
-    return tuple(digits) or (0,)
+class TerminationGuard:
+    """A SIGTERM handler that runs ``cleanup`` and then does what the previous handler would
+    have done (by default: the process dies of the signal, as it would have without us)."""
+
+    def __init__(self, cleanup: Callable[[], None]) -> None:
+        self.cleanup = cleanup
+        self.previous: Any = None
+        self.installed = False
+
+    def install(self) -> None:
+        if self.installed or threading.current_thread() is not threading.main_thread():
+            return
+        self.previous = signal.signal(signal.SIGTERM, self._handle)
+        self.installed = True
+
+    def uninstall(self) -> None:
+        if self.installed and signal.getsignal(signal.SIGTERM) == self._handle:
+            signal.signal(signal.SIGTERM, self.previous)
+        self.installed = False
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        previous = self.previous
+        self.uninstall()
+        self.cleanup()
+        if callable(previous):
+            previous(signum, frame)
+        elif previous != signal.SIG_IGN:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
 
 
-def _configured_pg_ctl(config: pytest.Config) -> str | None:
-    """pytest-postgresql's own --postgresql-exec / postgresql_exec, when the user set it."""
-    from pytest_postgresql.plugin import _DEFAULT_POSTGRESQL_EXEC
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
 
+
+def _chosen_pg_ctl(config: pytest.Config) -> tuple[str | None, str | None]:
+    """pytest-postgresql's --postgresql-exec, and its postgresql_exec ini value (both None
+    when its plugin is not loaded, e.g. with -p no:pytest_postgresql)."""
     chosen = config.getoption("postgresql_exec", default=None)
-    if chosen is None:
-        try:
-            ini = config.getini("postgresql_exec")
-        except ValueError:  # its plugin is not loaded (-p no:pytest_postgresql)
-            return None
-        chosen = ini if ini and ini != _DEFAULT_POSTGRESQL_EXEC else None
-    return str(chosen) if chosen else None
+    try:
+        ini = config.getini("postgresql_exec")
+    except ValueError:
+        ini = None
+    return (str(chosen) if chosen else None), (str(ini) if ini else None)
 
 
-def find_pg_ctl(config: pytest.Config) -> str:
-    """pg_ctl as configured for pytest-postgresql, else from PATH, pg_config, or the usual
-    install places (newest version first)."""
-    configured = _configured_pg_ctl(config)
-    if configured is not None:
-        if Path(configured).is_file():
-            return configured
-        raise DatabaseUnavailable(
-            MISSING_BINARIES.format(
-                places=f"{configured} (from --postgresql-exec / postgresql_exec)"
-            )
+class ThrowawayServer:
+    """One run's server, as one process of the run sees it."""
+
+    def __init__(self, directory: Path, owner: ProcessIdentity, is_owner: bool) -> None:
+        self.directory = directory
+        self.owner = owner
+        self.is_owner = is_owner
+        self.guard = TerminationGuard(self.stop)
+        self.port: int | None = None
+
+    def worker_input(self) -> dict[str, Any]:
+        return {"directory": str(self.directory), "owner": self.owner.as_dict()}
+
+    @classmethod
+    def from_worker_input(cls, given: dict[str, Any]) -> ThrowawayServer:
+        return cls(Path(given["directory"]), ProcessIdentity.from_dict(given["owner"]), False)
+
+    def url(self, config: pytest.Config) -> URL:
+        from sqlalchemy import URL
+
+        if self.port is None:
+            self.port = self._start_or_join(config)
+        return URL.create(
+            "postgresql+psycopg",
+            username="postgres",
+            host="127.0.0.1",
+            port=self.port,
+            database=DATABASE_NAME,
         )
-    found = shutil.which("pg_ctl")
-    if found:
-        return found
-    pg_config = shutil.which("pg_config")
-    if pg_config:
-        import subprocess
 
-        bindir = subprocess.run(  # noqa: S603 - fixed argument list
-            [pg_config, "--bindir"], capture_output=True, text=True, check=False
-        ).stdout.strip()
-        candidate = Path(bindir, "pg_ctl")
-        if candidate.is_file():
-            return str(candidate)
-    candidates = [path for pattern in PG_CTL_LOCATIONS for path in glob.glob(pattern)]
-    if candidates:
-        return max(candidates, key=_version_key)
-    places = "PATH, pg_config --bindir, " + ", ".join(PG_CTL_LOCATIONS)
-    raise DatabaseUnavailable(MISSING_BINARIES.format(places=places))
+    def _started_port(self) -> int | None:
+        try:
+            port: int = json.loads((self.directory / STATE_FILE).read_text())["port"]
+        except (OSError, ValueError, KeyError):
+            return None
+        return port
+
+    def _start_or_join(self, config: pytest.Config) -> int:
+        from filelock import FileLock
+
+        from pytest_sessionmaker.postgres_cluster import server_account
+        from pytest_sessionmaker.postgres_install import find_binaries
+
+        port = self._started_port()
+        if port is not None:
+            return port
+        # Found before anything is written, so that their absence leaves nothing behind.
+        binaries = find_binaries(*_chosen_pg_ctl(config))
+        account = server_account()
+        self.directory.mkdir(mode=0o700, exist_ok=True)
+        write_owner(self.directory, self.owner)
+        if self.is_owner:
+            self.guard.install()
+        with FileLock(str(self.directory / "lock")):
+            port = self._started_port()
+            if port is not None:
+                return port
+            failure = self.directory / FAILURE_FILE
+            if failure.exists():
+                raise DatabaseUnavailable(failure.read_text())
+            from pytest_sessionmaker.postgres_cluster import Cluster
+
+            cluster = Cluster(
+                binaries,
+                account,
+                self.directory / DATA_DIRECTORY,
+                self.directory / "postgresql.log",
+            )
+            try:
+                port = self._start(cluster)
+            except DatabaseUnavailable as exc:
+                shutil.rmtree(cluster.datadir, ignore_errors=True)
+                failure.write_text(str(exc))
+                raise
+            # Written whole or not at all: other processes read it without the lock.
+            partial = self.directory / f"{STATE_FILE}.{os.getpid()}"
+            partial.write_text(json.dumps({"port": port}))
+            partial.replace(self.directory / STATE_FILE)
+            return port
+
+    def _start(self, cluster: Cluster) -> int:
+        from pytest_sessionmaker.cluster_template import TemplateCache, cache_root
+        from pytest_sessionmaker.postgres_cluster import ServerDidNotStart, check_reachable
+
+        cluster.account.give(self.directory)
+        check_reachable(self.directory, cluster.account)
+        remove_orphans(self.directory.parent, keep=self.directory)
+        cache = TemplateCache(cache_root(), cluster)
+        template_id = cache.provide()
+        discarded = False
+        for attempt in range(PORT_ATTEMPTS):
+            port = _free_port()
+            try:
+                cluster.start(port)
+            except ServerDidNotStart as exc:
+                if exc.port_was_taken and attempt < PORT_ATTEMPTS - 1:
+                    continue
+                if exc.port_was_taken or template_id is None or discarded:
+                    raise
+                # A copy of a damaged template: build anew, and replace the template.
+                cache.discard(template_id)
+                discarded = True
+                shutil.rmtree(cluster.datadir, ignore_errors=True)
+                template_id = cache.provide()
+            else:
+                return port
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def stop(self) -> None:
+        """Stop the server and remove the run's directory (the owner does, at the end)."""
+        from pytest_sessionmaker.postgres_cluster import stop_postmaster
+
+        self.guard.uninstall()
+        if not self.is_owner or not self.directory.exists():
+            return
+        stop_postmaster(self.directory / DATA_DIRECTORY)
+        shutil.rmtree(self.directory, ignore_errors=True)
 
 
-def ensure_run_id(config: pytest.Config) -> None:
-    """Fix the run's id before xdist starts its workers, so the controller knows it too.
+SERVER_KEY = pytest.StashKey[ThrowawayServer]()
 
-    xdist hands its ``--testrunuid`` to every worker and makes one up when it is not given; by
-    choosing it first the controller (which stops the server) and the workers agree on it.
-    """
-    if hasattr(config, "workerinput"):
-        return
-    if hasattr(config.option, "testrunuid"):
-        if config.option.testrunuid is None:
-            config.option.testrunuid = uuid.uuid4().hex
-        run_id = config.option.testrunuid
+
+def configure_throwaway_server(config: pytest.Config) -> ThrowawayServer:
+    """Name the run's server: a worker takes it from xdist's controller, anyone else owns one."""
+    given = getattr(config, "workerinput", {}).get(WORKERINPUT_KEY)
+    if given is not None:
+        server = ThrowawayServer.from_worker_input(given)
     else:
-        run_id = uuid.uuid4().hex
-    config.stash[RUN_ID_KEY] = run_id
+        directory = Path(tempfile.gettempdir(), f"{RUN_DIRECTORY_PREFIX}{uuid.uuid4().hex}")
+        server = ThrowawayServer(directory, ProcessIdentity.current(), is_owner=True)
+    config.stash[SERVER_KEY] = server
+    return server
 
 
-def _run_dir(config: pytest.Config) -> Path:
-    """A directory shared by the processes of this run (and only this run)."""
-    run_id = getattr(config, "workerinput", {}).get("testrunuid") or config.stash[RUN_ID_KEY]
-    return Path(tempfile.gettempdir(), f"pytest-sessionmaker-{run_id}")
-
-
-def _unprivileged_pg_ctl(pg_ctl: str, directory: Path) -> tuple[str, pwd.struct_passwd]:
-    """As root, a tiny wrapper that runs pg_ctl as the ``postgres`` user.
-
-    PostgreSQL refuses to run as root and pytest-postgresql leaves that to the user (its issues
-    #341 and #455). Every pytest-postgresql call goes through the executable it is given, so a
-    wrapper that drops privileges before exec'ing pg_ctl makes initdb, start, status and stop
-    work unchanged.
-    """
-    try:
-        account = pwd.getpwnam(UNPRIVILEGED_USER)
-    except KeyError:
-        raise DatabaseUnavailable(
-            "pytest runs as root and PostgreSQL refuses to run as root; the plugin runs it as "
-            f"the {UNPRIVILEGED_USER!r} user, which does not exist here. Create it (useradd "
-            f"--system {UNPRIVILEGED_USER}), run pytest as another user, or choose a database "
-            "with --db-url."
-        ) from None
-    wrapper = directory / "pg_ctl"
-    wrapper.write_text(
-        f"#!{sys.executable}\n"
-        "import os, sys\n"
-        "os.setgroups([])\n"
-        f"os.setgid({account.pw_gid})\n"
-        f"os.setuid({account.pw_uid})\n"
-        f"os.environ['HOME'] = {account.pw_dir!r}\n"
-        f"os.chdir({str(directory)!r})\n"
-        f"os.execv({pg_ctl!r}, [{pg_ctl!r}] + sys.argv[1:])\n"
-    )
-    wrapper.chmod(stat.S_IRWXU)
-    return str(wrapper), account
-
-
-def _executor(state: dict[str, Any]) -> Any:
-    from mirakuru.base import ENV_UUID
-    from pytest_postgresql.executors import PostgreSQLExecutor
-
-    class SharedPostgreSQLExecutor(PostgreSQLExecutor):
-        """Outlives the process that started it: other xdist workers still use it.
-
-        mirakuru kills, at exit, every process carrying its marker variable for the exiting
-        process; without the marker the server is stopped only by the explicit pg_ctl stop.
-        """
-
-        @property
-        def envvars(self) -> dict[str, str]:
-            variables = dict(super().envvars)
-            variables.pop(ENV_UUID, None)
-            return variables
-
-    return SharedPostgreSQLExecutor(
-        executable=state["pg_ctl"],
-        host="127.0.0.1",
-        port=state["port"],
-        datadir=state["datadir"],
-        unixsocketdir=state["socketdir"],
-        logfile=state["logfile"],
-        startparams="-w",
-        dbname=DATABASE_NAME,
-        user=SERVER_USER,
-        timeout=60,
-    )
-
-
-def _start(config: pytest.Config, directory: Path) -> dict[str, Any]:
-    from port_for import select_random
-    from pytest_postgresql.janitor import DatabaseJanitor
-
-    pg_ctl = find_pg_ctl(config)
-    server_dir = directory / "server"
-    server_dir.mkdir(parents=True, exist_ok=True)
-    if os.geteuid() == 0:
-        pg_ctl, account = _unprivileged_pg_ctl(pg_ctl, directory)
-        os.chown(server_dir, account.pw_uid, account.pw_gid)
-    port = select_random()
-    state: dict[str, Any] = {
-        "pg_ctl": pg_ctl,
-        "port": port,
-        "datadir": str(server_dir / "data"),
-        "socketdir": str(server_dir),
-        "logfile": str(server_dir / "postgresql.log"),
-    }
-    executor = _executor(state)
-    try:
-        executor.start()
-    except Exception as exc:
-        log = server_dir / "postgresql.log"
-        tail = log.read_text(errors="replace")[-400:] if log.exists() else ""
-        raise DatabaseUnavailable(
-            f"The throwaway PostgreSQL ({pg_ctl}) did not start: {exc}. {tail.strip()} "
-            "Choose a database with --db-url instead (e.g. --db-url sqlite://)."
-        ) from None
-    DatabaseJanitor(user=SERVER_USER, host="127.0.0.1", port=port, dbname=DATABASE_NAME).init()
-    return state
+def hand_to_worker(config: pytest.Config, workerinput: dict[str, Any]) -> None:
+    """xdist's controller: tell a worker which server the run shares. A worker may start it at
+    any time from now on, so the controller stops it on SIGTERM from now on."""
+    server = config.stash.get(SERVER_KEY, None)
+    if server is not None:
+        workerinput[WORKERINPUT_KEY] = server.worker_input()
+        server.guard.install()
 
 
 def throwaway_postgresql_url(config: pytest.Config) -> URL:
-    """Start the run's server on first call in any process of the run; return its URL."""
-    from filelock import FileLock
-    from sqlalchemy import URL
-
-    directory = _run_dir(config)
-    directory.mkdir(mode=0o755, exist_ok=True)
-    state_file = directory / "server.json"
-    with FileLock(str(directory / "server.lock")):
-        if state_file.exists():
-            state = json.loads(state_file.read_text())
-        else:
-            state = _start(config, directory)
-            state_file.write_text(json.dumps(state))
-    return URL.create(
-        "postgresql+psycopg",
-        username=SERVER_USER,
-        host="127.0.0.1",
-        port=state["port"],
-        database=DATABASE_NAME,
-    )
+    """The run's server URL, starting the server on the first call in any process of the run."""
+    server = config.stash.get(SERVER_KEY, None) or configure_throwaway_server(config)
+    return server.url(config)
 
 
 def stop_throwaway_server(config: pytest.Config) -> None:
-    """At the end of the run (in xdist's controller, or the only process), stop and remove it."""
-    if hasattr(config, "workerinput"):
-        return
-    directory = _run_dir(config)
-    state_file = directory / "server.json"
-    if not state_file.exists():
-        return
-    state = json.loads(state_file.read_text())
-    executor = _executor(state)
-    try:
-        executor.stop()
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
+    server = config.stash.get(SERVER_KEY, None)
+    if server is not None:
+        server.stop()

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy.orm import Session, sessionmaker
 
 from pytest_sessionmaker.dialects import TestEnding
-from pytest_sessionmaker.errors import scrub
+from pytest_sessionmaker.errors import SessionmakerError, scrub
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine, RootTransaction
@@ -140,22 +140,20 @@ class TestTransaction:
         try:
             if self.commit_mode:
                 # Whatever they wrote is restored like the test's own commits.
-                if self.look_after_fixtures:
-                    self.run.restore()
-                return None
+                failure = self._restore() if self.look_after_fixtures else None
+                return scrub(failure) if failure else None
             if not self.look_after_fixtures:
                 return None
             ending = self.run.read_change_log()
             what = describe_ending(ending, [])
             if what is None:
                 return None
-            self.run.restore()
-            return scrub(
-                describe_breach(
-                    f"a fixture of the test, in its teardown: {what}",
-                    restored=self.run.has_change_log,
-                )
+            failure = self._restore()
+            message = describe_breach(
+                f"a fixture of the test, in its teardown: {what}",
+                restored=self.run.has_change_log and failure is None,
             )
+            return scrub(f"{message} {failure}" if failure else message)
         finally:
             self.run.transaction_ended(self)
 
@@ -166,15 +164,25 @@ class TestTransaction:
 
     def _end_commit_test(self) -> list[str]:
         connection = self.connection
+        ending = TestEnding()
         try:
             # Closed first: a session left in a transaction would hold locks the restore needs.
             self._close_sessions()
-            if not (connection.closed or connection.invalidated) and connection.in_transaction():
-                connection.rollback()
+            if not (connection.closed or connection.invalidated):
+                # What the test committed is the restorer's; here only the session state.
+                ending = self.run.support.end_test(connection, change_log=False)
         finally:
-            self._hand_back(connection, TestEnding())
-        self.run.restore()
-        return []
+            self._hand_back(connection, ending)
+        failure = self._restore()
+        return [failure] if failure else []
+
+    def _restore(self, *, every_table: bool = False) -> str | None:
+        """Put the baseline back; the failure to do so, in a sentence, or None."""
+        try:
+            self.run.restore(every_table=every_table)
+        except SessionmakerError as exc:
+            return str(exc)
+        return None
 
     def _end_rolled_back_test(self) -> list[str]:
         connection = self.connection
@@ -197,10 +205,12 @@ class TestTransaction:
             return []
         # A commit of the test's own transaction may have included a TRUNCATE the change log
         # cannot see (MySQL): then every table is checked, not only the logged ones.
-        self.run.restore(
+        failure = self._restore(
             every_table=ending.transaction_committed and not self.run.support.logs_truncate
         )
-        return [describe_breach(what, restored=self.run.has_change_log)]
+        return [describe_breach(what, restored=self.run.has_change_log and failure is None)] + (
+            [failure] if failure else []
+        )
 
     def _end_on(self, connection: Connection) -> TestEnding:
         dbapi_connection = connection.connection.dbapi_connection

@@ -36,50 +36,6 @@ def leftovers(backend: Backend) -> set[str]:
     return {name for name in backend.server_databases() if name.startswith(f"{stem}_test")}
 
 
-def zero_configuration_project(pytester: pytest.Pytester) -> None:
-    """A user's first project: models and db_metadata, no URL anywhere."""
-    pytester.makepyfile(models=MODELS)
-    pytester.makeini("[pytest]\ndb_metadata = models:Base\n")
-    pytester.makepyfile(test_app=COUNTING_TESTS)
-
-
-def throwaway_servers() -> set[str]:
-    """Data directories of throwaway servers running now (this suite's own may be one)."""
-    found = subprocess.run(
-        ["pgrep", "-a", "-f", "pytest-sessionmaker-.*/server/data"], capture_output=True, text=True
-    ).stdout.splitlines()
-    return {line.split(" ", 1)[1] for line in found}
-
-
-def test_zero_configuration_as_root_starts_a_throwaway_postgresql(
-    pytester: pytest.Pytester,
-) -> None:
-    zero_configuration_project(pytester)
-    before = throwaway_servers()
-    result = pytester.runpytest_subprocess("-n", "2")
-    result.assert_outcomes(passed=5)
-    result.stdout.fnmatch_lines(["sessionmaker: a throwaway PostgreSQL*"])
-    assert throwaway_servers() == before
-
-
-def test_zero_configuration_works_without_pytest_postgresqls_own_plugin(
-    pytester: pytest.Pytester,
-) -> None:
-    # Its plugin imports psycopg at start-up; a project using none of its fixtures may skip it.
-    zero_configuration_project(pytester)
-    result = pytester.runpytest_subprocess("-p", "no:pytest_postgresql")
-    result.assert_outcomes(passed=5)
-
-
-def test_missing_postgresql_binaries_fail_database_tests_with_advice(
-    pytester: pytest.Pytester,
-) -> None:
-    zero_configuration_project(pytester)
-    result = pytester.runpytest_subprocess("--postgresql-exec", "/nonexistent/bin/pg_ctl")
-    result.assert_outcomes(passed=1, errors=4)
-    result.stdout.fnmatch_lines(["*cannot find pg_ctl*/nonexistent/bin/pg_ctl*--db-url sqlite://*"])
-
-
 def test_each_xdist_worker_gets_its_own_database_and_none_is_left(any_project: Project) -> None:
     any_project.write_tests(
         COUNTING_TESTS

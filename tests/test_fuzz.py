@@ -16,9 +16,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from hypothesis import given
+
 from fuzz_counts import count_sequences, program_sizes
 from fuzzing import Program, describe, expected_errors, programs, render
-from hypothesis import given
 
 if TYPE_CHECKING:
     from helpers import Project

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 CHANGE_LOG = "pytest_sessionmaker_changes"
 # The change log's entry for "this test's own transaction was committed" (see begin_test).
 TRANSACTION_MARK = ""
+# The change log's entry for "the schema changed" (where DDL can be logged: see watch_ddl).
+SCHEMA_MARK = "<schema>"
 # Connection.info key: the connection ran a statement that can leave session state behind.
 STATE_FLAG = "pytest_sessionmaker_state_left"
 
@@ -171,9 +173,33 @@ class DialectSupport:
     def uninstall_change_log(self, connection: Connection, tables: Sequence[Table]) -> None:
         raise NotImplementedError
 
+    # -- the schema -----------------------------------------------------------------------
+
+    def watch_ddl(self, connection: Connection) -> bool:
+        """Log DDL into the change log (as SCHEMA_MARK) where the backend can; say whether it
+        does. Where it cannot, schema_fingerprint is compared after each commit test."""
+        return False
+
+    def unwatch_ddl(self, connection: Connection) -> None:
+        return None
+
+    def schema_fingerprint(self, connection: Connection) -> str:
+        """A digest of the tables, columns and indexes outside the plugin's own."""
+        raise NotImplementedError
+
+    def drop_tables(self, connection: Connection, names: Sequence[str]) -> None:
+        """Drop tables by name, whatever references them (a schema rebuild)."""
+        preparer = connection.dialect.identifier_preparer
+        for name in names:
+            connection.exec_driver_sql(f"DROP TABLE IF EXISTS {preparer.quote(name)}")
+
     # -- identity counters ----------------------------------------------------------------
 
-    def read_counters(self, connection: Connection, tables: Sequence[Table]) -> Counters:
+    def read_counters(
+        self, connection: Connection, tables: Sequence[Table], *, every_sequence: bool = False
+    ) -> Counters:
+        """Identity and sequence counters of ``tables`` (with ``every_sequence``, also the
+        database's sequences that belong to no table)."""
         return {}
 
     def reset_counters(

@@ -39,6 +39,19 @@ STATE_STATEMENT = re.compile(
 MARK_TABLE = "pytest_sessionmaker_database"
 
 
+MYSQL_FINGERPRINT = """
+SELECT
+ (SELECT CONCAT(COUNT(*), '/', COALESCE(BIT_XOR(CRC32(CONCAT_WS(':', table_name, create_time))), 0))
+  FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name NOT LIKE :ours),
+ (SELECT CONCAT(COUNT(*), '/', COALESCE(BIT_XOR(CRC32(CONCAT_WS(':', table_name, column_name,
+   column_type, is_nullable, ordinal_position, COALESCE(column_default, ''), extra))), 0))
+  FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name NOT LIKE :ours),
+ (SELECT CONCAT(COUNT(*), '/', COALESCE(BIT_XOR(CRC32(CONCAT_WS(':', table_name, index_name,
+   column_name, seq_in_index, non_unique))), 0))
+  FROM information_schema.statistics WHERE table_schema = DATABASE() AND table_name NOT LIKE :ours)
+"""
+
+
 class MySQLSupport(DialectSupport):
     name: ClassVar[str] = "mysql"
     has_change_log: ClassVar[bool] = True
@@ -105,7 +118,19 @@ class MySQLSupport(DialectSupport):
             connection.exec_driver_sql(f"DROP TRIGGER IF EXISTS {preparer.quote(name)}")
         connection.exec_driver_sql(f"DROP TABLE IF EXISTS {CHANGE_LOG}")
 
-    def read_counters(self, connection: Connection, tables: Sequence[Table]) -> Counters:
+    def schema_fingerprint(self, connection: Connection) -> str:
+        """Tables (with their creation time: ALTER TABLE and CREATE INDEX rebuild them),
+        columns and indexes, each folded into a count and a checksum."""
+        row = connection.execute(text(MYSQL_FINGERPRINT), {"ours": "pytest\\_sessionmaker%"}).one()
+        return ":".join(str(value) for value in row)
+
+    def drop_tables(self, connection: Connection, names: Sequence[str]) -> None:
+        with self.foreign_keys_relaxed(connection):
+            super().drop_tables(connection, names)
+
+    def read_counters(
+        self, connection: Connection, tables: Sequence[Table], *, every_sequence: bool = False
+    ) -> Counters:
         names = {table.fullname for table in tables}
         if not getattr(connection.dialect, "is_mariadb", False):
             # MySQL 8 caches these statistics for a day unless told not to.

@@ -12,6 +12,7 @@ from sqlalchemy.exc import OperationalError
 
 from pytest_sessionmaker.dialects.base import (
     CHANGE_LOG,
+    SCHEMA_MARK,
     TEARDOWN_LOCK_TIMEOUT,
     Counters,
     DialectSupport,
@@ -57,6 +58,48 @@ RESET = (
     "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; UNLISTEN *; "
     f"SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES; {DEALLOCATE_SQL_PREPARED}"
 )
+
+# DDL outside the plugin's own objects and temporary tables marks the change log (superusers).
+DDL_FUNCTION = "pytest_sessionmaker_note_ddl"
+DDL_EVENT_TRIGGERS = ("pytest_sessionmaker_ddl_end", "pytest_sessionmaker_ddl_drop")
+_OURS_OR_TEMPORARY = (
+    "(r.object_identity LIKE '%pytest_sessionmaker%' OR coalesce(r.schema_name, '') "
+    "LIKE 'pg_temp%' OR coalesce(r.schema_name, '') LIKE 'pg_toast%')"
+)
+_NOTE_SCHEMA = (
+    f"IF NOT {_OURS_OR_TEMPORARY} THEN INSERT INTO {CHANGE_LOG} VALUES "
+    f"('{SCHEMA_MARK}', pg_backend_pid()) ON CONFLICT DO NOTHING; END IF;"
+)
+DDL_WATCH = [
+    f"CREATE OR REPLACE FUNCTION {DDL_FUNCTION}() RETURNS event_trigger AS $$ "
+    "DECLARE r record; BEGIN "
+    "IF TG_EVENT = 'sql_drop' THEN "
+    f"FOR r IN SELECT * FROM pg_event_trigger_dropped_objects() LOOP {_NOTE_SCHEMA} END LOOP; "
+    f"ELSE FOR r IN SELECT * FROM pg_event_trigger_ddl_commands() LOOP {_NOTE_SCHEMA} END LOOP; "
+    "END IF; END $$ LANGUAGE plpgsql",
+    f"DROP EVENT TRIGGER IF EXISTS {DDL_EVENT_TRIGGERS[0]}",
+    f"CREATE EVENT TRIGGER {DDL_EVENT_TRIGGERS[0]} ON ddl_command_end "
+    f"EXECUTE FUNCTION {DDL_FUNCTION}()",
+    f"DROP EVENT TRIGGER IF EXISTS {DDL_EVENT_TRIGGERS[1]}",
+    f"CREATE EVENT TRIGGER {DDL_EVENT_TRIGGERS[1]} ON sql_drop EXECUTE FUNCTION {DDL_FUNCTION}()",
+]
+# Without an event trigger: a digest of the user schemas' relations, columns and constraints.
+SCHEMA_FINGERPRINT = """
+SELECT md5(coalesce(string_agg(d, '|' ORDER BY d), '')) FROM (
+  SELECT n.nspname::text || '.' || c.relname::text || ':' || c.relkind::text || ':' || coalesce((
+    SELECT string_agg(a.attname::text || ' ' || format_type(a.atttypid, a.atttypmod) || ' '
+      || a.attnotnull::text, ',' ORDER BY a.attnum)
+    FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), '') AS d
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+  WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_t%'
+    AND c.relname NOT LIKE 'pytest_sessionmaker%'
+  UNION ALL
+  SELECT conrelid::regclass::text || ':' || conname::text || ':' || pg_get_constraintdef(oid)
+  FROM pg_constraint WHERE conrelid <> 0
+    AND conrelid::regclass::text NOT LIKE '%pytest_sessionmaker%'
+    AND connamespace NOT IN (SELECT oid FROM pg_namespace WHERE nspname IN
+      ('pg_catalog', 'information_schema'))
+) s"""
 
 # Statement-level triggers, so a bulk write logs once. A statement trigger fires even when the
 # statement touched no row (a cleanup DELETE after the rows were rolled back), so INSERT, UPDATE
@@ -215,6 +258,31 @@ class PostgreSQLSupport(DialectSupport):
                 )
         self.execute_batch(connection, statements)
 
+    def watch_ddl(self, connection: Connection) -> bool:
+        """An event trigger logs DDL (superusers only may create one); the plugin's own objects
+        and temporary tables do not count."""
+        superuser = "SELECT rolsuper FROM pg_roles WHERE rolname = current_user"
+        if not self.scalar(connection, superuser):
+            return False
+        self.execute_batch(connection, DDL_WATCH)
+        return True
+
+    def unwatch_ddl(self, connection: Connection) -> None:
+        self.execute_batch(
+            connection,
+            [f"DROP EVENT TRIGGER IF EXISTS {name}" for name in DDL_EVENT_TRIGGERS]
+            + [f"DROP FUNCTION IF EXISTS {DDL_FUNCTION}() CASCADE"],
+        )
+
+    def schema_fingerprint(self, connection: Connection) -> str:
+        return str(self.scalar(connection, SCHEMA_FINGERPRINT))
+
+    def drop_tables(self, connection: Connection, names: Sequence[str]) -> None:
+        preparer = connection.dialect.identifier_preparer
+        self.execute_batch(
+            connection, [f"DROP TABLE IF EXISTS {preparer.quote(name)} CASCADE" for name in names]
+        )
+
     def uninstall_change_log(self, connection: Connection, tables: Sequence[Table]) -> None:
         # Dropping the functions with CASCADE drops every trigger that calls them.
         functions = [LOG_FUNCTION, *LOG_FUNCTIONS]
@@ -225,28 +293,44 @@ class PostgreSQLSupport(DialectSupport):
         )
 
     def execute_batch(self, connection: Connection, statements: Sequence[str]) -> None:
-        """Several parameterless statements in one round trip where the driver allows it."""
-        if self.driver == "psycopg":
-            connection.exec_driver_sql("; ".join(statements))
+        """Several parameterless statements in one round trip where the driver allows it.
+
+        On the driver's cursor, without parameters: the simple query protocol takes them all
+        at once, and nothing reads their ``%`` signs as placeholders.
+        """
+        dbapi_connection = connection.connection.dbapi_connection
+        if self.driver != "psycopg" or dbapi_connection is None:
+            for statement in statements:
+                connection.exec_driver_sql(statement.replace("%", "%%"))
             return
-        for statement in statements:
-            connection.exec_driver_sql(statement)
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("; ".join(statements))
+        finally:
+            cursor.close()
 
     # -- identity counters ----------------------------------------------------------------
 
-    def read_counters(self, connection: Connection, tables: Sequence[Table]) -> Counters:
-        """Every sequence owned by one of the tables (serial and identity columns)."""
-        if not tables:
+    def read_counters(
+        self, connection: Connection, tables: Sequence[Table], *, every_sequence: bool = False
+    ) -> Counters:
+        """Every sequence owned by one of the tables (serial and identity columns), and with
+        ``every_sequence`` every sequence outside the system schemas (standalone ones too)."""
+        if not tables and not every_sequence:
             return {}
         preparer = connection.dialect.identifier_preparer
+        owned_by_tables = (
+            "EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_class'::regclass "
+            "AND d.objid = c.oid AND d.deptype IN ('a', 'i') "
+            "AND d.refobjid = ANY(CAST(:tables AS regclass[])))"
+        )
         rows = connection.execute(
             text(
                 "SELECT quote_ident(s.schemaname) || '.' || quote_ident(s.sequencename), "
                 "s.last_value FROM pg_sequences s "
-                "JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = "
+                "JOIN pg_class c ON c.oid = "
                 "(quote_ident(s.schemaname) || '.' || quote_ident(s.sequencename))::regclass "
-                "AND d.deptype IN ('a', 'i') "
-                "WHERE d.refobjid = ANY(CAST(:tables AS regclass[]))"
+                f"WHERE {'TRUE' if every_sequence else owned_by_tables}"
             ),
             {"tables": [preparer.format_table(table) for table in tables]},
         ).all()

@@ -122,7 +122,20 @@ class SQLiteSupport(DialectSupport):
             connection.exec_driver_sql(f"DROP TRIGGER IF EXISTS {quoted}")
         connection.exec_driver_sql(f"DROP TABLE IF EXISTS {CHANGE_LOG}")
 
-    def read_counters(self, connection: Connection, tables: Sequence[Table]) -> Counters:
+    def schema_fingerprint(self, connection: Connection) -> str:
+        """sqlite_master holds every object's SQL: cheap and exact."""
+        rows = connection.execute(
+            text(
+                "SELECT type, name, coalesce(sql, '') FROM sqlite_master WHERE name NOT LIKE "
+                ":ours ESCAPE '\\' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name"
+            ),
+            {"ours": "pytest\\_sessionmaker%"},
+        ).all()
+        return "|".join(":".join(row) for row in rows)
+
+    def read_counters(
+        self, connection: Connection, tables: Sequence[Table], *, every_sequence: bool = False
+    ) -> Counters:
         """AUTOINCREMENT tables keep their counter in sqlite_sequence (once one exists)."""
         names = {table.fullname for table in tables}
         if not connection.exec_driver_sql(

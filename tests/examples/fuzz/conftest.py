@@ -1,9 +1,10 @@
 """Seed data committed by a session fixture: the baseline every generated test must return to."""
 
 import pytest
+from sqlalchemy import insert, select
+
 from fuzz_support import dump
 from models import Post, User
-from sqlalchemy import insert, select
 
 
 @pytest.fixture(scope="session", autouse=True)

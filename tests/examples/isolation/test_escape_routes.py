@@ -5,9 +5,10 @@ an error of the escaping test alone.
 """
 
 import pytest
-from models import User
 from sqlalchemy import create_engine, func, insert, select, text
 from sqlalchemy.orm import Session
+
+from models import User
 
 
 def count_users(session_or_connection):

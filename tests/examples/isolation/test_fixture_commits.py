@@ -1,8 +1,9 @@
 """Commits by fixtures: wider-scoped fixtures seed the baseline, function-scoped ones escape."""
 
 import pytest
-from models import User
 from sqlalchemy import insert, select
+
+from models import User
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,9 @@
 """MySQL/MariaDB commit implicitly before DDL and TRUNCATE: each is an escape of its test."""
 
 import pytest
-from models import Post, User
 from sqlalchemy import insert, select, text
+
+from models import Post, User
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -1,8 +1,9 @@
 """What a test does to the objects it is given does not reach the next test."""
 
 import pytest
-from models import User
 from sqlalchemy import delete
+
+from models import User
 
 
 def test_reconfigure_the_sessionmaker(db_sessionmaker):

@@ -5,8 +5,9 @@ import os
 import signal
 
 import pytest
-from models import User
 from sqlalchemy import func, select
+
+from models import User
 
 
 @pytest.fixture(scope="session", autouse=True)

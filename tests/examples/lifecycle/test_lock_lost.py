@@ -5,6 +5,7 @@ put its mark on the database)."""
 import os
 
 from lock_tools import hold_lock, kill_lock_connection, mark_as_another_runs
+
 from models import User
 
 

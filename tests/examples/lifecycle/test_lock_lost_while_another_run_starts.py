@@ -7,6 +7,7 @@ import time
 
 import pytest
 from lock_tools import kill_lock_connection
+
 from models import User
 
 
