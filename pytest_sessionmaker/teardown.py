@@ -26,14 +26,17 @@ def remove_run_objects(run: DatabaseRun, *, drop_tables: bool) -> None:
     """
     if run.restorer is None and (run.schema is None or not drop_tables):
         return
+    # Some statements go to the driver's cursor directly (a batch in one round trip), so the
+    # driver's own errors are caught as well as SQLAlchemy's.
+    driver_error = run.engine.dialect.loaded_dbapi.Error
     try:
         with run.engine.begin() as connection, run.support.lock_waits_limited(connection):
             if run.restorer is not None:
                 run.restorer.uninstall(connection)
             if drop_tables and run.schema is not None:
                 run.schema.drop_on(connection)
-    except DBAPIError as exc:
-        lines = str(exc.orig or exc).strip().splitlines()
+    except (DBAPIError, driver_error) as exc:
+        lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
         reason = lines[0] if lines else type(exc).__name__
         left = "the plugin's triggers and change log" + (
             " and the tables it created" if drop_tables and run.schema is not None else ""
