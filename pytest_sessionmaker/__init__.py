@@ -6,6 +6,7 @@ from pytest_sessionmaker.errors import (
     IsolationBreach,
     SchemaConflict,
     SessionmakerError,
+    SessionmakerWarning,
 )
 
 __all__ = [
@@ -15,4 +16,5 @@ __all__ = [
     "IsolationBreach",
     "SchemaConflict",
     "SessionmakerError",
+    "SessionmakerWarning",
 ]

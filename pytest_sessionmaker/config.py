@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Literal, NamedTuple
 
 import pytest
 
+from pytest_sessionmaker.errors import scrub
+
 if TYPE_CHECKING:
     from sqlalchemy import URL
 
@@ -40,6 +42,11 @@ class Settings(NamedTuple):
     rebind_autouse: bool
     # Block the application's named factories and engines outside database tests.
     blocking: bool = True
+
+    def __repr__(self) -> str:
+        """Without secrets: pytest prints it with --showlocals, and in some tracebacks."""
+        fields = ", ".join(f"{name}={value!r}" for name, value in self._asdict().items())
+        return scrub(f"Settings({fields})")
 
     def parsed_url(self) -> URL | None:
         """The URL as SQLAlchemy parses it (checked already at start-up); imports SQLAlchemy."""
@@ -195,6 +202,13 @@ def validate_url(url: str, source: str) -> None:
             "host:5432, or leave the port out for the default."
         )
     drivername = match["drivername"]
+    name, plus, driver = drivername.partition("+")
+    if name == "postgres":
+        raise pytest.UsageError(
+            f"The database URL from {source} starts with {drivername}://, a name SQLAlchemy "
+            f"does not know (it dropped that alias in 1.4); write postgresql{plus}{driver}:// "
+            "instead."
+        )
     if not _ships_with_sqlalchemy(drivername):
         _resolve_dialect(drivername, source)
 

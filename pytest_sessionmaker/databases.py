@@ -2,15 +2,27 @@
 
 The database named in the URL is never used for tables: for ``.../app`` the plugin works in
 ``app_test`` (``app_test_gw0``... under xdist), so a developer's data cannot be lost. Every test
-database is marked as the plugin's by a small table created right after it; a database of the
-same name without that mark is somebody else's and is left alone. While a run uses a database it
-holds a lock on its name (an advisory lock on PostgreSQL, GET_LOCK on MySQL, a lock file beside a
-SQLite file), so a concurrent run picks the next name, and a database left by a killed run (its
-lock died with it) is recognised and replaced.
+database carries the plugin's mark from the moment its name exists (PostgreSQL: created under a
+temporary name, commented, renamed; MariaDB: a comment in the CREATE DATABASE; SQLite: a file
+written aside and renamed); a database of the same name without the mark is somebody else's and
+is left alone. The mark also names the run that claimed it last.
+
+While a run uses a database it holds a lock on its name: a session advisory lock taken in the
+server's ``postgres`` database on PostgreSQL (the same database for every run, because advisory
+locks belong to the database they are taken in), GET_LOCK on MySQL (server-wide), a lock file
+beside a SQLite file. A concurrent run picks the next name, and a database left by a killed run
+(its lock died with it) is recognised and replaced. A lock can also die while its run lives on
+(a server restart, pg_terminate_backend, a timeout ending the idle lock connection): so a
+database some session is still connected to is never replaced, and a run drops its database at
+the end only after it holds the lock again and finds its own mark on it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import os
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,9 +31,16 @@ from sqlalchemy.pool import NullPool
 
 from pytest_sessionmaker.config import SETTINGS_KEY
 from pytest_sessionmaker.dialects import support_for_url
+from pytest_sessionmaker.dialects.base import OWNER_MARK
 from pytest_sessionmaker.dialects.sqlite import is_memory_database
 from pytest_sessionmaker.engines import engine_or_plain_error
-from pytest_sessionmaker.errors import DatabaseUnavailable, connect_error_message, shown_url
+from pytest_sessionmaker.errors import (
+    DatabaseUnavailable,
+    SessionmakerError,
+    connect_error_message,
+    shown_url,
+)
+from pytest_sessionmaker.errors import warn_plainly as warn
 from pytest_sessionmaker.run import DatabaseRun
 
 if TYPE_CHECKING:
@@ -30,9 +49,12 @@ if TYPE_CHECKING:
     import pytest
     from sqlalchemy import URL, Connection
 
+# The table that marks a SQLite test database as the plugin's.
 OWNER_TABLE = "pytest_sessionmaker_database"
 ATTEMPTS = 10
 OPT_OUT = "set db_database = as_given to use the URL's database exactly as given"
+# GET_LOCK names are at most 64 characters.
+LOCK_KEY_LENGTH = 64
 
 
 def open_run(
@@ -44,6 +66,8 @@ def open_run(
     """The run's database, in a test database of its own unless told to use the URL's."""
     settings = config.stash[SETTINGS_KEY]
     memory = url.get_backend_name() == "sqlite" and is_memory_database(url)
+    if url.get_backend_name() == "sqlite" and not memory and not url.query.get("uri"):
+        refuse_missing_directory(Path(str(url.database)))
     if settings.database_mode == "as_given" or memory:
         run = DatabaseRun(settings, url, engine_options, session_options, owns_database=False)
         run.prepare()
@@ -68,6 +92,25 @@ def test_database_names(base: str, worker: str | None) -> list[str]:
     return [stem] + [f"{stem}_{n}" for n in range(2, ATTEMPTS + 1)]
 
 
+def lock_key(name: str) -> str:
+    """The lock's name for a test database name (hashed when it would be too long)."""
+    key = f"pytest_sessionmaker:{name}"
+    if len(key) > LOCK_KEY_LENGTH:
+        key = f"pytest_sessionmaker:{hashlib.sha256(name.encode()).hexdigest()[:40]}"
+    return key
+
+
+def new_mark() -> str:
+    """The mark of one claim: the plugin's, and which run's (to tell a takeover apart)."""
+    return f"{OWNER_MARK}, claimed by run {uuid.uuid4().hex}"
+
+
+def reason_of(exc: BaseException) -> str:
+    """The server's own words, first line only."""
+    lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return lines[0].strip() if lines else type(exc).__name__
+
+
 class ServerTestDatabase:
     """A test database on a PostgreSQL or MySQL/MariaDB server."""
 
@@ -78,104 +121,169 @@ class ServerTestDatabase:
         self.worker = worker
         self.url = url
         self.name = ""
+        self.mark = new_mark()
         self._lock: Connection | None = None
 
-    def _connect_admin(self) -> Connection:
-        candidates = [self.support.admin_url(self.server_url)]
-        if self.support.name == "postgresql":
-            candidates.append(self.server_url.set(database="postgres"))
-        failure: BaseException | None = None
-        for candidate in candidates:
-            engine = engine_or_plain_error(
-                candidate, poolclass=NullPool, isolation_level="AUTOCOMMIT"
-            )
-            try:
-                return engine.connect()
-            except Exception as exc:
-                failure = exc
-        assert failure is not None
-        raise DatabaseUnavailable(connect_error_message(self.server_url, failure)) from failure
-
-    @staticmethod
-    def _lock_key(name: str) -> str:
-        return f"pytest_sessionmaker:{name}"
-
-    def _is_ours(self, name: str) -> bool:
-        engine = engine_or_plain_error(self.server_url.set(database=name), poolclass=NullPool)
+    def _connect_lock(self) -> Connection:
+        """The connection that holds the lock and runs CREATE and DROP DATABASE."""
+        lock_url = self.support.lock_url(self.server_url)
+        engine = engine_or_plain_error(lock_url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
         try:
-            with engine.connect() as connection:
-                from sqlalchemy import inspect
+            connection = engine.connect()
+        except Exception as exc:
+            raise DatabaseUnavailable(self._lock_connect_message(lock_url, exc)) from exc
+        try:
+            self.support.prepare_lock_connection(connection)
+        except BaseException:
+            connection.close()
+            raise
+        return connection
 
-                return inspect(connection).has_table(OWNER_TABLE)
-        finally:
-            engine.dispose()
+    def _lock_connect_message(self, lock_url: URL, exc: BaseException) -> str:
+        database = lock_url.database
+        if (
+            database
+            and database != self.server_url.database
+            and f'database "{database}"' in reason_of(exc)
+        ):
+            return (
+                f"Cannot connect to the database {database!r} on "
+                f"{shown_url(self.server_url)}: {reason_of(exc)}. pytest-sessionmaker "
+                f"creates and drops its test databases from there, and every run takes its "
+                f"lock on their names there; let this user connect to {database!r}, or "
+                f"{OPT_OUT}."
+            )
+        return connect_error_message(self.server_url, exc)
 
     def _create(self, admin: Connection, name: str) -> None:
         try:
-            self.support.create_database(admin, name)
+            self.support.create_marked_database(admin, name, self.mark)
         except DBAPIError as exc:
-            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
             raise DatabaseUnavailable(
                 f"Cannot create the test database {name!r} on {shown_url(self.server_url)}: "
-                f"{reason}. Grant the user the right to create databases, or {OPT_OUT}."
+                f"{reason_of(exc)}. Grant the user the right to create databases, or {OPT_OUT}."
             ) from exc
-        engine = engine_or_plain_error(self.server_url.set(database=name), poolclass=NullPool)
-        try:
-            with engine.begin() as connection:
-                connection.exec_driver_sql(
-                    f"CREATE TABLE {OWNER_TABLE} (created_by VARCHAR(40) PRIMARY KEY)"
-                )
-                connection.exec_driver_sql(
-                    f"INSERT INTO {OWNER_TABLE} VALUES ('pytest-sessionmaker')"
-                )
-        finally:
-            engine.dispose()
 
     def claim(self, reuse: bool) -> None:
-        admin = self._connect_admin()
+        lock = self._connect_lock()
         try:
             for name in test_database_names(self.base, self.worker):
-                if not self.support.try_lock(admin, self._lock_key(name)):
+                key = lock_key(name)
+                if not self.support.try_lock(lock, key):
                     continue  # a live run is using it
-                if self.support.database_exists(admin, name):
-                    if not self._is_ours(name):
-                        self.support.unlock(admin, self._lock_key(name))
-                        raise DatabaseUnavailable(
-                            f"A database named {name!r} already exists on "
-                            f"{shown_url(self.server_url)} and was not created by "
-                            "pytest-sessionmaker, so it will not be touched. Rename or drop it "
-                            f"yourself, or {OPT_OUT}."
-                        )
-                    if not reuse:
-                        self.support.drop_database(admin, name)
-                        self._create(admin, name)
-                else:
-                    self._create(admin, name)
-                self.name = name
-                self.url = self.server_url.set(database=name)
-                self._lock = admin
-                return
+                try:
+                    taken = self._take(lock, name, reuse)
+                except BaseException:
+                    with contextlib.suppress(DBAPIError):
+                        self.support.unlock(lock, key)
+                    raise
+                if taken:
+                    self.name = name
+                    self.url = self.server_url.set(database=name)
+                    self._lock = lock
+                    return
+                self.support.unlock(lock, key)
         except BaseException:
-            admin.close()
+            lock.close()
             raise
-        admin.close()
+        lock.close()
         raise DatabaseUnavailable(
-            f"All {ATTEMPTS} test database names for {self.base!r} are in use by other runs."
+            f"All {ATTEMPTS} test database names for {self.base!r} are in use by other runs "
+            "(or have sessions connected to them)."
         )
+
+    def _take(self, lock: Connection, name: str, reuse: bool) -> bool:
+        """Make ``name`` this run's, under its lock; False when a live session still uses it."""
+        mark = self.support.database_mark(lock, name)
+        if mark is None:
+            self._create(lock, name)
+            return True
+        if not mark.startswith(OWNER_MARK):
+            raise DatabaseUnavailable(
+                f"A database named {name!r} already exists on {shown_url(self.server_url)} and "
+                "was not created by pytest-sessionmaker, so it will not be touched. Rename or "
+                f"drop it yourself, or {OPT_OUT}."
+            )
+        if self.support.others_connected(lock, name):
+            # Not a leftover: a run whose lock connection died (a server restart,
+            # pg_terminate_backend, an idle timeout) still works in it, or somebody looks at it.
+            return False
+        try:
+            if reuse:
+                self.support.set_mark(lock, name, self.mark)
+            else:
+                self.support.drop_database(lock, name)
+        except DBAPIError as exc:
+            raise DatabaseUnavailable(
+                f"The test database {name!r} on {shown_url(self.server_url)} was left by an "
+                f"earlier run, and this user may not {'reuse' if reuse else 'replace'} it "
+                f"({reason_of(exc)}). Drop it as its owner or a superuser, or run the tests "
+                "as the user who created it."
+            ) from exc
+        if not reuse:
+            self._create(lock, name)
+        return True
 
     def release(self, drop: bool) -> None:
         if self._lock is None:
             return
         try:
             if drop:
-                self.support.drop_database(self._lock, self.name)
+                self._drop_if_still_ours()
         finally:
-            self._lock.close()
-            self._lock = None
+            lock, self._lock = self._lock, None
+            with contextlib.suppress(DBAPIError):
+                lock.close()
+
+    def _drop_if_still_ours(self) -> None:
+        """Drop the run's database, after making sure the name is still this run's: the lock
+        connection may have died during the run, and another run taken the name meanwhile."""
+        assert self._lock is not None
+        name, key = self.name, lock_key(self.name)
+        try:
+            held = self.support.holds_lock(self._lock, key)
+            lost = "the lock was released"
+        except DBAPIError as exc:
+            held, lost = False, reason_of(exc)
+        if not held:
+            with contextlib.suppress(DBAPIError):
+                self._lock.close()
+            what = (
+                f"The connection holding the lock on the test database {name!r} ended during "
+                f"the run ({lost})"
+            )
+            try:
+                self._lock = self._connect_lock()
+            except SessionmakerError as exc:
+                warn(f"{what}, and connecting again failed ({exc}); the database is left.")
+                return
+            if not self.support.try_lock(self._lock, key):
+                warn(f"{what}, and another run holds its name now; the database is left to it.")
+                return
+        mark = self.support.database_mark(self._lock, name)
+        if mark is None:
+            return
+        if mark != self.mark:
+            warn(
+                f"The test database {name!r} was taken over by another run while this one ran "
+                "(the lock on its name was lost), so this run does not drop it."
+            )
+            return
+        try:
+            self.support.drop_own_database(self._lock, name)
+        except DBAPIError as exc:
+            warn(
+                f"The test database {name!r} could not be dropped ({reason_of(exc)}); the next "
+                "run replaces it."
+            )
 
 
 class SQLiteTestDatabase:
-    """A SQLite file beside the URL's (``app.db`` -> ``app_test_gw0.db``), deleted afterwards."""
+    """A SQLite file beside the URL's (``app.db`` -> ``app_test_gw0.db``), deleted afterwards.
+
+    The lock file's lock is the operating system's, held by this process: it cannot end while
+    the run lives, so there is nothing to check again before deleting.
+    """
 
     def __init__(self, url: URL, worker: str | None) -> None:
         assert url.database
@@ -195,16 +303,11 @@ class SQLiteTestDatabase:
                 lock.acquire(timeout=0)
             except Timeout:
                 continue
-            if path.exists() and not self._is_ours(path):
+            try:
+                self._take(path, reuse)
+            except BaseException:
                 lock.release()
-                raise DatabaseUnavailable(
-                    f"The file {path} already exists and was not created by "
-                    f"pytest-sessionmaker, so it will not be touched. Move it away, or {OPT_OUT}."
-                )
-            if path.exists() and not reuse:
-                self._delete(path)
-            if not path.exists():
-                self._create(path)
+                raise
             self.path = path
             self.url = self.server_url.set(database=str(path))
             self._lock = lock
@@ -212,6 +315,17 @@ class SQLiteTestDatabase:
         raise DatabaseUnavailable(
             f"All {ATTEMPTS} test database files for {self.original} are in use by other runs."
         )
+
+    def _take(self, path: Path, reuse: bool) -> None:
+        if path.exists() and not self._is_ours(path):
+            raise DatabaseUnavailable(
+                f"The file {path} already exists and was not created by "
+                f"pytest-sessionmaker, so it will not be touched. Move it away, or {OPT_OUT}."
+            )
+        if path.exists() and not reuse:
+            self._delete(path)
+        if not path.exists():
+            self._create(path)
 
     @staticmethod
     def _is_ours(path: Path) -> bool:
@@ -225,20 +339,28 @@ class SQLiteTestDatabase:
                 ).fetchone()
                 is not None
             )
+        except sqlite3.DatabaseError:  # not a database at all: somebody's file
+            return False
         finally:
             connection.close()
 
     @staticmethod
     def _create(path: Path) -> None:
+        """Write the marked file aside, then rename it: the name only ever holds a marked
+        database. The aside name is derived from the final one and used only under its lock,
+        so a leftover of an interrupted creation is simply replaced."""
         import sqlite3
 
-        connection = sqlite3.connect(path)
+        aside = path.with_name(path.name + ".creating")
+        SQLiteTestDatabase._delete(aside)
+        connection = sqlite3.connect(aside)
         try:
             connection.execute(f"CREATE TABLE {OWNER_TABLE} (created_by VARCHAR(40) PRIMARY KEY)")
             connection.execute(f"INSERT INTO {OWNER_TABLE} VALUES ('pytest-sessionmaker')")
             connection.commit()
         finally:
             connection.close()
+        os.replace(aside, path)
 
     @staticmethod
     def _delete(path: Path) -> None:
@@ -255,6 +377,18 @@ class SQLiteTestDatabase:
             self._lock.release()
             Path(self._lock.lock_file).unlink(missing_ok=True)
             self._lock = None
+
+
+def refuse_missing_directory(database: Path) -> None:
+    """A SQLite file in a directory that does not exist: say so (the lock file would create
+    the directory, and sqlite3 would fail with "unable to open database file")."""
+    directory = database.parent
+    if not directory.is_dir():
+        raise DatabaseUnavailable(
+            f"The directory {directory} of the SQLite database {database} does not exist; "
+            "create it, or correct the path in the URL (--db-url, $PYTEST_DB_URL or the db_url "
+            "ini key)."
+        )
 
 
 def claim_test_database(

@@ -101,7 +101,15 @@ def db_url(pytestconfig: pytest.Config) -> URL:
     try:
         return throwaway_postgresql_url(pytestconfig)
     except SessionmakerError as exc:
+        report_run_failure(pytestconfig)
         fail_plainly(exc, pytestconfig)
+
+
+def report_run_failure(config: pytest.Config) -> None:
+    """The run's database cannot be had: later database tests refer to this failure."""
+    from pytest_sessionmaker.setup_failure import report_once
+
+    report_once(config, DATABASE_ITEM_KEY)
 
 
 @pytest.fixture(scope="session")
@@ -126,34 +134,22 @@ def db_setup(
     db_application_sessionmakers: Sequence[SessionFactory],
 ) -> Iterator[DatabaseRun]:
     """Prepare the run's database once: test database, engine, tables, change log."""
-    from pytest_sessionmaker.application import split_extensions, start_application
-    from pytest_sessionmaker.databases import open_run
-    from pytest_sessionmaker.rebind import session_factory_problem
+    from pytest_sessionmaker.errors import remember_secrets
+    from pytest_sessionmaker.redaction import hide_secrets_in_reports
 
-    factories, extensions = split_extensions(db_application_sessionmakers)
-    for factory in factories:
-        problem = session_factory_problem(factory)
-        if problem is not None:
-            pytest.fail(f"db_application_sessionmakers: {factory!r} {problem}.", pytrace=False)
+    remember_secrets(db_url)
+    hide_secrets_in_reports(pytestconfig)
     try:
-        run = open_run(pytestconfig, db_url, db_engine_options, db_session_options)
-    except SessionmakerError as exc:
-        fail_plainly(exc, pytestconfig)
-    try:
-        # Stops the run when an application engine points at another database.
-        run.application = start_application(
+        run = open_database_run(
             request,
-            run,
-            factories,  # type: ignore[arg-type]  # checked just above
-            extensions,
+            db_url,
+            db_engine_options,
+            db_session_options,
+            db_application_sessionmakers,
         )
-    except SessionmakerError as exc:
-        run.close()
-        fail_plainly(exc, pytestconfig)
-    except BaseException:
-        run.close()
+    except (Exception, pytest.fail.Exception):
+        report_run_failure(pytestconfig)
         raise
-    run.application_factories = tuple(factories)  # type: ignore[arg-type]
     pytestconfig.stash[RUN_KEY] = run
     try:
         yield run
@@ -164,6 +160,45 @@ def db_setup(
                 run.application.end_run()
         finally:
             run.close()
+
+
+def open_database_run(
+    request: pytest.FixtureRequest,
+    url: URL,
+    engine_options: dict[str, Any],
+    session_options: dict[str, Any],
+    application_sessionmakers: Sequence[SessionFactory],
+) -> DatabaseRun:
+    from pytest_sessionmaker.application import split_extensions, start_application
+    from pytest_sessionmaker.databases import open_run
+    from pytest_sessionmaker.rebind import session_factory_problem
+
+    config = request.config
+    factories, extensions = split_extensions(application_sessionmakers)
+    for factory in factories:
+        problem = session_factory_problem(factory)
+        if problem is not None:
+            pytest.fail(f"db_application_sessionmakers: {factory!r} {problem}.", pytrace=False)
+    try:
+        run = open_run(config, url, engine_options, session_options)
+    except SessionmakerError as exc:
+        fail_plainly(exc, config)
+    try:
+        # Stops the run when an application engine points at another database.
+        run.application = start_application(
+            request,
+            run,
+            factories,  # type: ignore[arg-type]  # checked just above
+            extensions,
+        )
+    except SessionmakerError as exc:
+        run.close()
+        fail_plainly(exc, config)
+    except BaseException:
+        run.close()
+        raise
+    run.application_factories = tuple(factories)  # type: ignore[arg-type]
+    return run
 
 
 def current_run(request: pytest.FixtureRequest) -> DatabaseRun:

@@ -64,6 +64,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", COMMIT_MARKER_HELP)
     settings = config.stash[SETTINGS_KEY] = read_settings(config)
+    if settings.url is not None:
+        from pytest_sessionmaker.errors import knows_secrets, remember_secrets_in
+
+        remember_secrets_in(settings.url)
+        if knows_secrets():
+            from pytest_sessionmaker.redaction import hide_secrets_in_reports
+
+            hide_secrets_in_reports(config)
     # Modules are imported only when needed: start-up is paid by every run, database or not.
     if settings.sessionmaker_paths or settings.engine_paths:
         from pytest_sessionmaker.application import guard_application

@@ -4,22 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from pytest_sessionmaker.errors import scrub
+
 if TYPE_CHECKING:
     from pytest_sessionmaker.config import Settings
-
-
-def without_password(url: str) -> str:
-    """The URL with any password replaced by ***, without importing SQLAlchemy.
-
-    Everything between the first ':' of the user part and the last '@' counts as the password,
-    so a password containing '@' or '/' is hidden whole; a URL without '@' has no password.
-    """
-    scheme, separator, rest = url.partition("://")
-    userinfo, at, location = rest.rpartition("@")
-    if not separator or not at:
-        return url
-    user, colon, _password = userinfo.partition(":")
-    return f"{scheme}://{user}{':***' if colon else ''}@{location}"
 
 
 def header_lines(settings: Settings) -> list[str]:
@@ -28,7 +16,7 @@ def header_lines(settings: Settings) -> list[str]:
             "a throwaway PostgreSQL started on first use (no --db-url, $PYTEST_DB_URL or db_url)"
         )
     else:
-        where = f"{without_password(settings.url)} (from {settings.url_source})"
+        where = f"{scrub(settings.url)} (from {settings.url_source})"
     database = {
         "derive": "a test database of the plugin's, named after the URL's (app -> app_test)",
         "as_given": "the URL's database as given",

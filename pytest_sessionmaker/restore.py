@@ -79,6 +79,17 @@ class Level:
     fingerprint: str | None = None
 
 
+def drop_leftover_snapshots(connection: Connection) -> None:
+    """Snapshot tables a killed run left (its teardown never ran): the next snapshot of the same
+    table would fail on the name. Only the plugin makes tables with this prefix."""
+    from sqlalchemy import inspect
+
+    for name in inspect(connection).get_table_names():
+        if name.startswith(SNAPSHOT_PREFIX):
+            quoted = connection.dialect.identifier_preparer.quote(name)
+            connection.exec_driver_sql(f"DROP TABLE {quoted}")
+
+
 class TableRestorer:
     """Logs writes to the plugin's tables and puts the written tables back as they were."""
 
@@ -106,6 +117,8 @@ class TableRestorer:
 
     def install(self) -> None:
         """Create the change log and the triggers (once per run, after the tables)."""
+        with self.engine.begin() as connection:
+            drop_leftover_snapshots(connection)
         self.install_triggers()
         self.checkpoint()
 
@@ -119,14 +132,18 @@ class TableRestorer:
             self.support.unwatch_ddl(connection)
             self.support.uninstall_change_log(connection, self.tables)
 
-    def uninstall(self) -> None:
+    def uninstall(self, connection: Connection | None = None) -> None:
         """Drop snapshots, change log and (with their tables) the triggers."""
-        with self.engine.begin() as connection:
-            for level in self.levels:
-                for snapshot in level.snapshots.values():
-                    if snapshot is not None:
-                        connection.exec_driver_sql(f"DROP TABLE IF EXISTS {self._quote(snapshot)}")
-        self.uninstall_triggers()
+        if connection is None:
+            with self.engine.begin() as connection:
+                self.uninstall(connection)
+            return
+        for level in self.levels:
+            for snapshot in level.snapshots.values():
+                if snapshot is not None:
+                    connection.exec_driver_sql(f"DROP TABLE IF EXISTS {self._quote(snapshot)}")
+        self.support.unwatch_ddl(connection)
+        self.support.uninstall_change_log(connection, self.tables)
         self.levels = [Level()]
 
     # -- baselines ----------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from pytest_sessionmaker.errors import (
 )
 from pytest_sessionmaker.restore import RestoreFailed, SchemaChanged, TableRestorer
 from pytest_sessionmaker.schema import Schema, load_metadata
+from pytest_sessionmaker.teardown import remove_run_objects
 from pytest_sessionmaker.transaction import TestTransaction
 
 if TYPE_CHECKING:
@@ -114,10 +115,11 @@ class DatabaseRun:
     def prepare(self) -> None:
         """Connect once, create the tables and the change log; raise DatabaseUnavailable."""
         try:
-            with self.engine.connect():
-                pass
+            connection = self.engine.connect()
         except Exception as exc:
             raise DatabaseUnavailable(connect_error_message(self.url, exc)) from exc
+        with connection:
+            self.support.check_server(connection)
         self._keeper = keep_memory_database_alive(self.engine)
         if self.settings.metadata_paths:
             self.schema = Schema(load_metadata(self.settings.metadata_paths))
@@ -144,10 +146,10 @@ class DatabaseRun:
         keep = self.settings.reuse_database and self.owns_database
         try:
             self._release_idle()
-            if self.restorer is not None:
-                self.restorer.uninstall()
-            if self.schema is not None and not keep:
-                self.schema.drop(self.engine)
+            # A database the run drops whole needs nothing removed first; its drop also ends
+            # the sessions tests left in it, which the DDL would wait for.
+            if keep or not self.owns_database:
+                remove_run_objects(self, drop_tables=not keep)
         finally:
             if self._keeper is not None:
                 self._keeper.close()

@@ -63,6 +63,14 @@ def load_metadata(paths: tuple[str, ...]) -> list[MetaData]:
                 )
             if metadata not in found:
                 found.append(metadata)
+        if not any(metadata.tables for metadata in candidates if isinstance(metadata, MetaData)):
+            module = path.partition(":")[0]
+            raise ConfigurationError(
+                f"db_metadata = {path!r} has no tables: the modules defining its models were "
+                f"not imported by {module!r}. Name a module that defines or imports the models "
+                "(e.g. db_metadata = myapp.models:Base, where models.py imports Base), or "
+                f"import the models module in {module!r}."
+            )
     return found
 
 
@@ -148,7 +156,12 @@ class Schema:
         if not self.created:
             return
         with engine.begin() as connection:
-            drop_owned_tables(connection, self.metadata, self.created)
+            self.drop_on(connection)
+
+    def drop_on(self, connection: Connection) -> None:
+        if not self.created:
+            return
+        drop_owned_tables(connection, self.metadata, self.created)
         self.created = []
 
 

@@ -6,6 +6,7 @@ import hashlib
 import socket
 import sqlite3
 import textwrap
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +55,38 @@ class Backend:
         try:
             with engine.connect() as connection:
                 return set(connection.execute(text(query)).scalars())
+        finally:
+            engine.dispose()
+
+    def test_databases(self) -> set[str]:
+        """The test databases (or SQLite files) derived from this backend's URL that exist."""
+        stem = Path(str(make_url(self.url).database)).stem
+        return {name for name in self.server_databases() if name.startswith(f"{stem}_test")}
+
+    def wait_until_unused(self) -> None:
+        """Wait until no session is connected to the test databases any more.
+
+        A killed run's server sessions end when the server notices its client is gone, soon but
+        not at once; until then a new run rightly takes such a database for a live run's.
+        """
+        if self.name == "sqlite":
+            return
+        parsed = make_url(self.url)
+        admin = parsed.set(database="postgres" if self.name == "postgresql" else "mysql")
+        stem = Path(str(parsed.database)).stem
+        query = (
+            "SELECT count(*) FROM pg_stat_activity WHERE datname LIKE :pattern"
+            if self.name == "postgresql"
+            else "SELECT count(*) FROM information_schema.processlist WHERE db LIKE :pattern"
+        )
+        engine = create_engine(admin, poolclass=NullPool)
+        give_up = time.monotonic() + 60  # a safety net against a hang, not a timing
+        try:
+            with engine.connect() as connection:
+                while connection.execute(text(query), {"pattern": f"{stem}_test%"}).scalar():
+                    assert time.monotonic() < give_up, "a killed run's sessions never ended"
+                    connection.rollback()
+                    time.sleep(0.02)
         finally:
             engine.dispose()
 

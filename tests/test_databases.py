@@ -177,6 +177,7 @@ def test_a_killed_run_does_not_break_the_next_and_concurrent_runs_do_not_meet(
     )
     assert killed.returncode == -9
     assert len(leftovers(project.backend)) == 1  # the dead run's database is still there
+    project.backend.wait_until_unused()
     runs = [
         subprocess.Popen(
             command, cwd=folder, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT

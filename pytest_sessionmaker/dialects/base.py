@@ -26,6 +26,14 @@ STATE_FLAG = "pytest_sessionmaker_state_left"
 
 Counters = dict[str, tuple[int | None, bool]]
 
+# What every test database of the plugin's is marked with (the mark goes on to say which claim
+# of which run holds it); a database without it is somebody else's.
+OWNER_MARK = "pytest-sessionmaker test database"
+# How long the plugin's teardown DDL, and the drop of its own database, wait for a lock held
+# by another session before giving up with a warning. Such a lock is a leftover: by teardown the
+# plugin's own connections are closed, so nothing that waits would ever get it.
+TEARDOWN_LOCK_TIMEOUT = 2
+
 
 class TestEnding(NamedTuple):
     """What the end of a rolled-back test found on its connection."""
@@ -210,6 +218,10 @@ class DialectSupport:
             connection.execute(table.delete())
 
     # -- test databases -------------------------------------------------------------------
+    # A test database is created, marked, locked and dropped through these. The lock lives on
+    # one connection (the "lock connection", opened to ``lock_url``) for the whole run, and
+    # every destructive statement runs on that connection, so it runs only while the lock
+    # is held (a session lock ends with its connection, never before).
 
     def can_create_databases(self) -> bool:
         return False
@@ -220,16 +232,46 @@ class DialectSupport:
             url.drivername, url.username, url.password, url.host, url.port, None, url.query
         )
 
-    def database_exists(self, admin: Connection, name: str) -> bool:
+    def lock_url(self, url: URL) -> URL:
+        """Where the lock connection goes: the same place for every run on the server, so
+        that two runs always see each other's locks."""
+        return self.admin_url(url)
+
+    def check_server(self, connection: Connection) -> None:
+        """Refuse, in one sentence, a server version the plugin does not support."""
+
+    def prepare_lock_connection(self, admin: Connection) -> None:
+        """Keep the lock connection alive for a long run (no idle timeout ends it)."""
+
+    def database_mark(self, admin: Connection, name: str) -> str | None:
+        """The mark of the database ``name``: None when there is no such database, "" when it
+        exists without a mark of the plugin's."""
         raise NotImplementedError
 
-    def create_database(self, admin: Connection, name: str) -> None:
-        quoted = admin.dialect.identifier_preparer.quote_identifier(name)
-        admin.exec_driver_sql(f"CREATE DATABASE {quoted}")
+    def database_exists(self, admin: Connection, name: str) -> bool:
+        return self.database_mark(admin, name) is not None
+
+    def create_marked_database(self, admin: Connection, name: str, mark: str) -> None:
+        """Create ``name`` so that it never exists without ``mark`` (a kill at any moment
+        leaves either no database of that name or a marked one)."""
+        raise NotImplementedError
+
+    def set_mark(self, admin: Connection, name: str, mark: str) -> None:
+        raise NotImplementedError
+
+    def others_connected(self, admin: Connection, name: str) -> bool:
+        """Whether another session is connected to the database (a live run whose lock
+        connection died still has its own connections there)."""
+        raise NotImplementedError
 
     def drop_database(self, admin: Connection, name: str) -> None:
+        """Drop a database nobody uses (fails, rather than waits or disconnects, otherwise)."""
         quoted = admin.dialect.identifier_preparer.quote_identifier(name)
         admin.exec_driver_sql(f"DROP DATABASE IF EXISTS {quoted}")
+
+    def drop_own_database(self, admin: Connection, name: str) -> None:
+        """Drop this run's own database, ending whatever sessions its tests left in it."""
+        self.drop_database(admin, name)
 
     def try_lock(self, admin: Connection, key: str) -> bool:
         raise NotImplementedError
@@ -240,6 +282,13 @@ class DialectSupport:
     def holds_lock(self, admin: Connection, key: str) -> bool:
         """Whether ``admin`` still holds the lock taken with try_lock (it may have died)."""
         raise NotImplementedError
+
+    @contextlib.contextmanager
+    def lock_waits_limited(self, connection: Connection) -> Iterator[None]:
+        """Within the block, a statement waiting for a lock gives up after
+        TEARDOWN_LOCK_TIMEOUT seconds instead of waiting for ever (teardown DDL behind a
+        transaction a test left open in another connection)."""
+        yield
 
     # -- helpers for subclasses -------------------------------------------------------------
 
@@ -261,7 +310,7 @@ class GenericSupport(DialectSupport):
             "to use the URL's database as given (rolled-back tests work on any backend)."
         )
 
-    def database_exists(self, admin: Connection, name: str) -> bool:
+    def database_mark(self, admin: Connection, name: str) -> str | None:
         raise self.unsupported("create test databases")
 
     def try_lock(self, admin: Connection, key: str) -> bool:

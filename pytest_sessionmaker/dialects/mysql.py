@@ -7,10 +7,13 @@ import re
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy import event, text
+from sqlalchemy.exc import DBAPIError
 
 from pytest_sessionmaker.dialects.base import (
     CHANGE_LOG,
+    OWNER_MARK,
     STATE_FLAG,
+    TEARDOWN_LOCK_TIMEOUT,
     Counters,
     DialectSupport,
     TestEnding,
@@ -31,6 +34,9 @@ STATE_STATEMENT = re.compile(
     r"|(?<![@\w])@(?!@)[\w`'\"$]|\bGET_LOCK\s*\(",
     re.IGNORECASE,
 )
+
+# MySQL (no database comment): the table that marks a test database as the plugin's.
+MARK_TABLE = "pytest_sessionmaker_database"
 
 
 MYSQL_FINGERPRINT = """
@@ -169,21 +175,112 @@ class MySQLSupport(DialectSupport):
     def can_create_databases(self) -> bool:
         return True
 
-    def database_exists(self, admin: Connection, name: str) -> bool:
-        return bool(
-            self.scalar(
-                admin, "SELECT 1 FROM information_schema.schemata WHERE schema_name = :n", n=name
-            )
+    def prepare_lock_connection(self, admin: Connection) -> None:
+        """The server ends a connection idle for wait_timeout seconds (8 hours by default),
+        and the lock with it: the lock connection waits for a year."""
+        admin.exec_driver_sql("SET SESSION wait_timeout = 31536000")
+
+    @staticmethod
+    def has_database_comments(admin: Connection) -> bool:
+        """MariaDB 10.5 and later: CREATE DATABASE ... COMMENT, in information_schema."""
+        info = admin.dialect.server_version_info or ()
+        version = tuple(part for part in info if isinstance(part, int))
+        return bool(getattr(admin.dialect, "is_mariadb", False)) and version >= (10, 5)
+
+    def database_mark(self, admin: Connection, name: str) -> str | None:
+        if self.has_database_comments(admin):
+            row = admin.execute(
+                text(
+                    "SELECT schema_comment FROM information_schema.schemata WHERE schema_name = :n"
+                ),
+                {"n": name},
+            ).first()
+            return None if row is None else str(row[0] or "")
+        return self._mark_table_mark(admin, name)
+
+    def create_marked_database(self, admin: Connection, name: str, mark: str) -> None:
+        """On MariaDB the mark is in the CREATE DATABASE statement itself. MySQL has no database
+        comment: there the mark is a table created just after, and a database left empty by a
+        kill in between is recognised by its emptiness (see _mark_table_mark)."""
+        quoted = admin.dialect.identifier_preparer.quote_identifier(name)
+        if self.has_database_comments(admin):
+            admin.exec_driver_sql(f"CREATE DATABASE {quoted} COMMENT {_literal(mark)}")
+            return
+        admin.exec_driver_sql(f"CREATE DATABASE {quoted}")
+        admin.exec_driver_sql(f"CREATE TABLE {quoted}.{MARK_TABLE} (mark VARCHAR(200))")
+        admin.exec_driver_sql(f"INSERT INTO {quoted}.{MARK_TABLE} VALUES ({_literal(mark)})")
+
+    def set_mark(self, admin: Connection, name: str, mark: str) -> None:
+        quoted = admin.dialect.identifier_preparer.quote_identifier(name)
+        if self.has_database_comments(admin):
+            admin.exec_driver_sql(f"ALTER DATABASE {quoted} COMMENT = {_literal(mark)}")
+        else:
+            admin.exec_driver_sql(f"UPDATE {quoted}.{MARK_TABLE} SET mark = {_literal(mark)}")
+
+    def _mark_table_mark(self, admin: Connection, name: str) -> str | None:
+        tables = admin.execute(
+            text(
+                "SELECT s.schema_name, t.table_name FROM information_schema.schemata s "
+                "LEFT JOIN information_schema.tables t ON t.table_schema = s.schema_name "
+                "WHERE s.schema_name = :n"
+            ),
+            {"n": name},
+        ).all()
+        if not tables:
+            return None
+        names = {table for _, table in tables if table is not None}
+        if not names:
+            # Created by the plugin and killed before its mark: an empty database holds
+            # nothing that could be lost (MySQL keeps grants apart from the database).
+            return f"{OWNER_MARK} (its creation was interrupted)"
+        if MARK_TABLE not in names:
+            return ""
+        quoted = admin.dialect.identifier_preparer.quote_identifier(name)
+        value = admin.exec_driver_sql(f"SELECT mark FROM {quoted}.{MARK_TABLE}").scalar()
+        return str(value or "")
+
+    def others_connected(self, admin: Connection, name: str) -> bool:
+        """Sessions whose current database it is (all of them only with the PROCESS
+        privilege; without it, the user's own)."""
+        return bool(self._other_sessions(admin, name))
+
+    @staticmethod
+    def _other_sessions(admin: Connection, name: str) -> list[int]:
+        return list(
+            admin.execute(
+                text(
+                    "SELECT id FROM information_schema.processlist "
+                    "WHERE db = :n AND id <> CONNECTION_ID()"
+                ),
+                {"n": name},
+            ).scalars()
         )
 
+    def drop_own_database(self, admin: Connection, name: str) -> None:
+        """End the sessions the run's tests left in the database (their open transactions hold
+        metadata locks DROP DATABASE would wait for), then drop it, waiting for other locks no
+        longer than the teardown's limit."""
+        for session in self._other_sessions(admin, name):
+            with contextlib.suppress(DBAPIError):  # it ended meanwhile, or is not ours to end
+                admin.exec_driver_sql(f"KILL CONNECTION {int(session)}")
+        admin.exec_driver_sql(f"SET SESSION lock_wait_timeout = {TEARDOWN_LOCK_TIMEOUT}")
+        self.drop_database(admin, name)
+
+    @contextlib.contextmanager
+    def lock_waits_limited(self, connection: Connection) -> Iterator[None]:
+        # A session setting: the SET is seen by _flag_state_statements, so the connection is
+        # replaced rather than reused.
+        connection.exec_driver_sql(f"SET SESSION lock_wait_timeout = {TEARDOWN_LOCK_TIMEOUT}")
+        yield
+
     def try_lock(self, admin: Connection, key: str) -> bool:
-        return bool(self.scalar(admin, "SELECT GET_LOCK(:k, 0)", k=key[:64]))
+        return bool(self.scalar(admin, "SELECT GET_LOCK(:k, 0)", k=key))
 
     def unlock(self, admin: Connection, key: str) -> None:
-        self.scalar(admin, "SELECT RELEASE_LOCK(:k)", k=key[:64])
+        self.scalar(admin, "SELECT RELEASE_LOCK(:k)", k=key)
 
     def holds_lock(self, admin: Connection, key: str) -> bool:
-        return bool(self.scalar(admin, "SELECT IS_USED_LOCK(:k) = CONNECTION_ID()", k=key[:64]))
+        return bool(self.scalar(admin, "SELECT IS_USED_LOCK(:k) = CONNECTION_ID()", k=key))
 
 
 def _flag_state_statements(

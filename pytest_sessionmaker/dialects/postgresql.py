@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy import event, text
+from sqlalchemy.exc import OperationalError
 
 from pytest_sessionmaker.dialects.base import (
     CHANGE_LOG,
     SCHEMA_MARK,
+    TEARDOWN_LOCK_TIMEOUT,
     Counters,
     DialectSupport,
     TestEnding,
@@ -362,14 +365,93 @@ class PostgreSQLSupport(DialectSupport):
         return True
 
     def admin_url(self, url: URL) -> URL:
-        return url.set(database=url.database or "postgres")
+        return self.lock_url(url)
 
-    def database_exists(self, admin: Connection, name: str) -> bool:
-        return bool(self.scalar(admin, "SELECT 1 FROM pg_database WHERE datname = :n", n=name))
+    def lock_url(self, url: URL) -> URL:
+        """Always the maintenance database ``postgres``: advisory locks belong to the database
+        they are taken in, so runs connected to different databases would not see each other's.
+        ``postgres`` is made by initdb in every cluster, and CREATE DATABASE never copies it
+        (a session in template1 would make every CREATE DATABASE fail)."""
+        return url.set(database=LOCK_DATABASE)
 
-    def drop_database(self, admin: Connection, name: str) -> None:
+    def check_server(self, connection: Connection) -> None:
+        refuse_unsupported_version(server_version(connection))
+
+    def prepare_lock_connection(self, admin: Connection) -> None:
+        """No idle timeout may end the lock connection (it sits idle for the whole run), and
+        pg_stat_activity says what it is."""
+        self.check_server(admin)
+        if server_version(admin) >= (14,):
+            admin.exec_driver_sql("SET idle_session_timeout = 0")
+        admin.exec_driver_sql("SET application_name = 'pytest-sessionmaker lock'")
+
+    def database_mark(self, admin: Connection, name: str) -> str | None:
+        """The database's comment (readable from any database: pg_shdescription is shared)."""
+        row = admin.execute(
+            text(
+                "SELECT coalesce(shobj_description(oid, 'pg_database'), '') FROM pg_database "
+                "WHERE datname = :n"
+            ),
+            {"n": name},
+        ).first()
+        return None if row is None else str(row[0])
+
+    def create_marked_database(self, admin: Connection, name: str, mark: str) -> None:
+        """Create under a temporary name, mark, then rename: the name only ever exists marked.
+
+        PostgreSQL has no CREATE DATABASE option for a comment, and CREATE DATABASE cannot run in
+        a transaction with the COMMENT, so the rename (atomic) is what makes it safe. The
+        temporary name is derived from the final one and only used under the final name's
+        lock, so a leftover of an interrupted creation is dropped here without doubt.
+        """
+        temporary = creating_name(name)
+        quote = admin.dialect.identifier_preparer.quote_identifier
+        admin.exec_driver_sql(f"DROP DATABASE IF EXISTS {quote(temporary)}")
+        admin.exec_driver_sql(f"CREATE DATABASE {quote(temporary)}")
+        admin.exec_driver_sql(f"COMMENT ON DATABASE {quote(temporary)} IS {literal(mark)}")
+        admin.exec_driver_sql(f"ALTER DATABASE {quote(temporary)} RENAME TO {quote(name)}")
+
+    def set_mark(self, admin: Connection, name: str, mark: str) -> None:
         quoted = admin.dialect.identifier_preparer.quote_identifier(name)
-        admin.exec_driver_sql(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)")
+        admin.exec_driver_sql(f"COMMENT ON DATABASE {quoted} IS {literal(mark)}")
+
+    def others_connected(self, admin: Connection, name: str) -> bool:
+        return bool(
+            self.scalar(
+                admin,
+                "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE datname = :n "
+                "AND pid <> pg_backend_pid())",
+                n=name,
+            )
+        )
+
+    def drop_own_database(self, admin: Connection, name: str) -> None:
+        """DROP DATABASE ... WITH (FORCE) from PostgreSQL 13; before it, end the database's
+        other sessions first (WITH (FORCE) does the same inside the server)."""
+        if has_drop_force(server_version(admin)):
+            quoted = admin.dialect.identifier_preparer.quote_identifier(name)
+            admin.exec_driver_sql(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)")
+        else:
+            self.drop_after_ending_sessions(admin, name)
+
+    def drop_after_ending_sessions(self, admin: Connection, name: str) -> None:
+        """PostgreSQL 12's way: pg_terminate_backend each session, then DROP DATABASE (which
+        waits up to five seconds for terminated sessions to exit). A session that connects in
+        between makes the DROP fail; it is tried again."""
+        for attempt in range(3):
+            admin.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = :n AND pid <> pg_backend_pid()"
+                ),
+                {"n": name},
+            )
+            try:
+                self.drop_database(admin, name)
+                return
+            except OperationalError:
+                if attempt == 2:
+                    raise
 
     def try_lock(self, admin: Connection, key: str) -> bool:
         return bool(self.scalar(admin, "SELECT pg_try_advisory_lock(hashtext(:k))", k=key))
@@ -387,6 +469,44 @@ class PostgreSQLSupport(DialectSupport):
                 k=key,
             )
         )
+
+    @contextlib.contextmanager
+    def lock_waits_limited(self, connection: Connection) -> Iterator[None]:
+        """SET LOCAL: it ends with the transaction, so the connection keeps no setting."""
+        connection.exec_driver_sql(f"SET LOCAL lock_timeout = '{TEARDOWN_LOCK_TIMEOUT}s'")
+        yield
+
+
+# The oldest PostgreSQL the plugin supports, and the README says so.
+OLDEST_SUPPORTED = (12,)
+LOCK_DATABASE = "postgres"
+
+
+def server_version(connection: Connection) -> tuple[int, ...]:
+    """The server's version as SQLAlchemy read it on connecting (no round trip)."""
+    info = connection.dialect.server_version_info or ()
+    return tuple(part for part in info if isinstance(part, int))
+
+
+def refuse_unsupported_version(version: tuple[int, ...]) -> None:
+    if version and version < OLDEST_SUPPORTED:
+        shown = ".".join(str(part) for part in version)
+        raise DatabaseUnavailable(
+            f"The server runs PostgreSQL {shown}, older than 12, the oldest version "
+            "pytest-sessionmaker supports; upgrade the server, or point --db-url at a newer one."
+        )
+
+
+def has_drop_force(version: tuple[int, ...]) -> bool:
+    """DROP DATABASE ... WITH (FORCE) exists from PostgreSQL 13."""
+    return version >= (13,)
+
+
+def creating_name(name: str) -> str:
+    """The temporary name ``name`` is created under: derived from it (so a leftover is known to
+    be the plugin's), and short enough for PostgreSQL's 63-byte names."""
+    digest = hashlib.sha256(name.encode()).hexdigest()[:16]
+    return f"pytest_sessionmaker_creating_{digest}"
 
 
 def trigger_name(position: int) -> str:

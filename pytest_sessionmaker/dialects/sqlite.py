@@ -13,6 +13,7 @@ from sqlalchemy.pool import QueuePool
 from pytest_sessionmaker.dialects.base import (
     CHANGE_LOG,
     STATE_FLAG,
+    TEARDOWN_LOCK_TIMEOUT,
     Counters,
     DialectSupport,
 )
@@ -165,6 +166,13 @@ class SQLiteSupport(DialectSupport):
             "SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'"
         ).first():
             connection.exec_driver_sql("DELETE FROM sqlite_sequence")
+
+    @contextlib.contextmanager
+    def lock_waits_limited(self, connection: Connection) -> Iterator[None]:
+        # Per connection; the PRAGMA is seen by _flag_state_statements, so the connection is
+        # replaced rather than reused.
+        connection.exec_driver_sql(f"PRAGMA busy_timeout = {TEARDOWN_LOCK_TIMEOUT * 1000}")
+        yield
 
 
 def fix_pysqlite_transactions(engine: Engine) -> None:
