@@ -3,6 +3,7 @@
 from pytest_sessionmaker.errors import (
     DatabaseUnavailable,
     IsolationBreach,
+    MigrationFailed,
     SchemaConflict,
     SessionmakerError,
 )
@@ -10,6 +11,7 @@ from pytest_sessionmaker.errors import (
 __all__ = [
     "DatabaseUnavailable",
     "IsolationBreach",
+    "MigrationFailed",
     "SchemaConflict",
     "SessionmakerError",
 ]

@@ -56,6 +56,7 @@ def open_run(
             settings, database.url, engine_options, session_options, owns_database=True
         )
         run.on_close(lambda: database.release(drop=not keep))
+        run.recreate_database = database.recreate
         run.prepare()
     except BaseException:
         database.release(drop=True)
@@ -163,6 +164,12 @@ class ServerTestDatabase:
             f"All {ATTEMPTS} test database names for {self.base!r} are in use by other runs."
         )
 
+    def recreate(self) -> None:
+        """Drop the claimed database and create it again, keeping the lock on its name."""
+        assert self._lock is not None
+        self.support.drop_database(self._lock, self.name)
+        self._create(self._lock, self.name)
+
     def release(self, drop: bool) -> None:
         if self._lock is None:
             return
@@ -244,6 +251,11 @@ class SQLiteTestDatabase:
     def _delete(path: Path) -> None:
         for leftover in (path, Path(f"{path}-journal"), Path(f"{path}-wal"), Path(f"{path}-shm")):
             leftover.unlink(missing_ok=True)
+
+    def recreate(self) -> None:
+        """Delete the claimed file and create it again, keeping the lock beside it."""
+        self._delete(self.path)
+        self._create(self.path)
 
     def release(self, drop: bool) -> None:
         if self._lock is None:

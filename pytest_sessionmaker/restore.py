@@ -62,11 +62,15 @@ class TableRestorer:
         self.baseline = Baseline()
         self.log = _change_log_table()
 
-    def install(self) -> None:
-        """Create the change log and the triggers (once per run, after the tables)."""
+    def install(self, *, existing_rows: bool = False) -> None:
+        """Create the change log and the triggers (once per run, after the tables).
+
+        ``existing_rows``: the tables may hold rows already (a data migration's), which the
+        log never saw written; every table is then looked at for the first baseline.
+        """
         with self.engine.begin() as connection:
             self.support.install_change_log(connection, self.tables)
-        self.checkpoint()
+        self.checkpoint(every_table=existing_rows)
 
     def uninstall(self) -> None:
         """Drop snapshots, change log and (with their tables) the triggers."""
@@ -80,10 +84,10 @@ class TableRestorer:
         names = set(connection.execute(select(self.log.c.table_name)).scalars())
         return [table for table in self.tables if table.fullname in names]
 
-    def checkpoint(self) -> None:
+    def checkpoint(self, *, every_table: bool = False) -> None:
         """Accept what the tables hold now as the state to restore to (seed data included)."""
         with self.engine.begin() as connection:
-            changed = self.changed_tables(connection)
+            changed = self.tables if every_table else self.changed_tables(connection)
             for table in changed:
                 self._snapshot(connection, table)
             connection.execute(self.log.delete())

@@ -40,6 +40,7 @@ class MySQLSupport(DialectSupport):
     # test wrote no logged row before it (TRUNCATE fires no trigger).
     marks_transactions: ClassVar[bool] = True
     driver_autocommit_options: ClassVar[tuple[str, ...]] = ("autocommit",)
+    current_database_sql: ClassVar[str | None] = "SELECT DATABASE()"
 
     def prepare_engine(self, engine: Engine) -> None:
         super().prepare_engine(engine)
