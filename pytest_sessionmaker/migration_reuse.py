@@ -27,8 +27,13 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 from sqlalchemy import Column, MetaData, Table, Text, inspect, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from pytest_sessionmaker.migrations import migrated_tables
-from pytest_sessionmaker.reflection import PLUGIN_PREFIX, reflect_tables, user_table_names
+from pytest_sessionmaker.migrations import at_target
+from pytest_sessionmaker.reflection import (
+    PLUGIN_PREFIX,
+    DatabaseTables,
+    reflect_tables,
+    user_table_names,
+)
 from pytest_sessionmaker.restore import SNAPSHOT_PREFIX
 
 if TYPE_CHECKING:
@@ -77,36 +82,36 @@ def compare(kept: Fingerprint, now: Fingerprint) -> Literal["same", "added", "ch
 
 def open_kept_database(
     run: DatabaseRun, fingerprint: Fingerprint, expected: set[str] | None
-) -> Outcome:
+) -> tuple[Outcome, DatabaseTables | None]:
     """Put a kept database back as its migrations left it, or start it again.
 
-    "reused": ready as it is; "added": ready for the new revisions to run; "fresh": the
-    database is new (created by this run, or dropped and created again here).
+    "reused": ready as it is (its tables come along); "added": ready for the new revisions to
+    run; "fresh": the database is new (created by this run, or dropped and created again here).
     """
-    tables: list[Table] | None = None
+    found: DatabaseTables | None = None
     with run.engine.begin() as connection:
         kept = read_state(connection)
         if kept is None and not user_table_names(connection):
-            return "fresh"
+            return "fresh", None
         change = compare(kept.fingerprint, fingerprint) if kept is not None else "changed"
         if kept is not None and change != "changed":
             clear_leftovers(connection, run.support)
-            tables = reflect_tables(connection).tables
-    if kept is not None and tables is not None:
+            found = reflect_tables(connection)
+    if kept is not None and found is not None:
         # A transaction of its own: on MySQL the counters' ALTER TABLE commits implicitly.
         try:
             with run.engine.begin() as connection:
-                ready = put_back(connection, run.support, tables, kept) and (
-                    change == "added" or migrated_tables(connection, expected) is not None
+                ready = put_back(connection, run.support, found.tables, kept) and (
+                    change == "added" or at_target(connection, found, expected)
                 )
         except SQLAlchemyError:  # the tables no longer fit their copies: start again
             ready = False
         if ready:
-            return "reused" if change == "same" else "added"
+            return ("reused", found) if change == "same" else ("added", None)
     assert run.recreate_database is not None
     run.engine.dispose()
     run.recreate_database()
-    return "fresh"
+    return "fresh", None
 
 
 def read_state(connection: Connection) -> KeptState | None:

@@ -65,21 +65,23 @@ def migrate(run: DatabaseRun) -> list[Table]:
         expected = target_revisions(script, settings.revision)
         fingerprint: Fingerprint | None = None
         outcome: Outcome = "fresh"
+        found: DatabaseTables | None = None
         if run.settings.reuse_database and run.recreate_database is not None:
             from pytest_sessionmaker.migration_reuse import fingerprint_of, open_kept_database
 
             fingerprint = fingerprint_of(script, settings.revision)
-            outcome = open_kept_database(run, fingerprint, expected)
+            outcome, found = open_kept_database(run, fingerprint, expected)
         if outcome != "reused":
             upgrade(run, config, settings.revision, env_py_of(script))
-        with run.engine.begin() as connection:
-            found = migrated_tables(connection, expected)
-            if found is None:
-                raise not_migrated(connection, run.url, expected, env_py_of(script))
-            if fingerprint is not None and outcome != "reused":
-                from pytest_sessionmaker.migration_reuse import save_migrated_state
+            with run.engine.begin() as connection:
+                found = migrated_tables(connection, expected)
+                if found is None:
+                    raise not_migrated(connection, run.url, expected, env_py_of(script))
+                if fingerprint is not None:
+                    from pytest_sessionmaker.migration_reuse import save_migrated_state
 
-                save_migrated_state(connection, run.support, found.tables, fingerprint)
+                    save_migrated_state(connection, run.support, found.tables, fingerprint)
+    assert found is not None
     run.reused_schema = outcome == "reused"
     return found.tables
 
@@ -270,9 +272,14 @@ class OtherDatabaseGuard:
 def migrated_tables(connection: Connection, expected: set[str] | None) -> DatabaseTables | None:
     """The database's tables when its version table is at ``expected``, else None."""
     found = reflect_tables(connection)
+    return found if at_target(connection, found, expected) else None
+
+
+def at_target(connection: Connection, found: DatabaseTables, expected: set[str] | None) -> bool:
     revisions = version_revisions(connection, found.version_tables)
-    at_target = revisions == expected if expected is not None else bool(revisions)
-    return found if at_target and found.version_tables else None
+    return bool(found.version_tables) and (
+        revisions == expected if expected is not None else bool(revisions)
+    )
 
 
 def version_revisions(connection: Connection, version_tables: list[str]) -> set[str]:

@@ -297,6 +297,50 @@ def test_a_generic_env_py_migrates_the_test_database_through_sqlalchemy_url(
     assert not (folder / "blog.db").exists()
 
 
+ASYNC_ENV_PY = """
+import asyncio
+
+from alembic import context
+from sqlalchemy import pool
+from sqlalchemy.ext.asyncio import async_engine_from_config
+
+from blog.models import Base
+
+config = context.config
+
+
+def do_run_migrations(connection):
+    context.configure(connection=connection, target_metadata=Base.metadata)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+async def run_async_migrations():
+    connectable = async_engine_from_config(
+        config.get_section(config.config_ini_section, {}),
+        prefix="sqlalchemy.",
+        poolclass=pool.NullPool,
+    )
+    async with connectable.connect() as connection:
+        await connection.run_sync(do_run_migrations)
+    await connectable.dispose()
+
+
+asyncio.run(run_async_migrations())
+"""
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_alembics_async_template_migrates_the_test_database_through_sqlalchemy_url(
+    pytester: pytest.Pytester, backend: Backend
+) -> None:
+    """psycopg serves async engines too: Alembic's async env.py needs no change."""
+    folder = blog(pytester)
+    (folder / "migrations" / "env.py").write_text(ASYNC_ENV_PY)
+    result = pytester.runpytest("--db-url", backend.url)
+    result.assert_outcomes(passed=EXAMPLE_TESTS)
+
+
 # -- settings and failures -----------------------------------------------------------------
 
 
