@@ -7,11 +7,15 @@ A project is generated in a temporary directory: N tables (default 30, each with
 to the one before and an index) described twice, as models for ``create`` and as an Alembic
 environment of three revisions for ``alembic`` (half the tables, the other half, then a data
 migration of 100 rows and a view). Its suite is 20 tests of one row each. Each configuration
-runs as ``python -m pytest`` in a subprocess, one process or ``-n 2``, with and without
-``--db-reuse`` (a reused run is timed after a first run that keeps the database). A small
-plugin in the project's conftest times the db_setup fixture: its set-up (test database, schema,
-change log) and its teardown (change log removed, database dropped unless kept); under xdist
-every worker reports its own. The table gives the median over the rounds (and workers).
+runs as ``python -m pytest`` in a subprocess, in one process or with ``-n 2``, in a new test
+database or (``--db-reuse``) in one a first run kept. The configurations take turns, round by
+round in a rotated order, so that a machine slowing down for a while slows them alike.
+
+A small plugin in the project's conftest times the db_setup fixture: its set-up (test database,
+schema, change log), the schema part of it alone (``DatabaseRun.prepare``: tables or migrations,
+then the change log) and its teardown (change log removed, database dropped unless kept); under
+xdist every worker reports its own. The table gives the median over the runs (and workers) with
+the range.
 
 Runs in the current environment: the plugin with its ``alembic`` extra and pytest-xdist.
 """
@@ -31,8 +35,23 @@ from pathlib import Path
 TIMING_CONFTEST = """
 import json, os, time
 import pytest
+from pytest_sessionmaker.run import DatabaseRun
 
 STARTED = {}
+_prepare = DatabaseRun.prepare
+
+
+def _timed_prepare(self):
+    # The schema part of the set-up alone: tables or migrations, then the change log.
+    start = time.perf_counter()
+    try:
+        return _prepare(self)
+    finally:
+        STARTED["schema"] = time.perf_counter() - start
+
+
+DatabaseRun.prepare = _timed_prepare
+
 
 @pytest.hookimpl(wrapper=True)
 def pytest_fixture_setup(fixturedef, request):
@@ -45,12 +64,12 @@ def pytest_fixture_setup(fixturedef, request):
     fixturedef.addfinalizer(lambda: STARTED.__setitem__("teardown", time.perf_counter()))
     return result
 
+
 def pytest_fixture_post_finalizer(fixturedef, request):
     if fixturedef.argname == "db_setup" and "teardown" in STARTED:
-        worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-        timing = {"setup": STARTED["setup"], "teardown": time.perf_counter() - STARTED["teardown"]}
+        STARTED["teardown"] = time.perf_counter() - STARTED["teardown"]
         with open(os.environ["TIMINGS"], "a") as out:
-            out.write(json.dumps({"worker": worker, **timing}) + "\\n")
+            out.write(json.dumps(STARTED) + "\\n")
         STARTED.clear()
 """
 
@@ -156,36 +175,56 @@ def run(folder: Path, url: str, schema: str, workers: int, reuse: bool) -> list[
     return [json.loads(line) for line in timings.read_text().splitlines()]
 
 
+CONFIGURATIONS = [
+    (schema, workers, reuse)
+    for workers in (1, 2)
+    for schema in ("create", "alembic")
+    for reuse in (False, True)
+]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
     parser.add_argument("--tables", type=int, default=30, help="tables (default 30)")
-    parser.add_argument("--rounds", type=int, default=5, help="runs per row (default 5)")
+    parser.add_argument("--rounds", type=int, default=7, help="runs per row (default 7)")
     args = parser.parse_args()
     from sqlalchemy import make_url
 
-    print(f"{args.tables} tables, 20 tests, median of {args.rounds} runs; ms per process")
-    print(f"{'schema':8} {'processes':>9} {'database':>10} {'set-up':>8} {'teardown':>9}")
+    def url_for(schema: str, workers: int, reuse: bool) -> str:
+        name = f"bench_{schema}_{workers}_{'kept' if reuse else 'new'}"
+        return make_url(args.url).set(database=name).render_as_string(hide_password=False)
+
+    samples: dict[tuple[str, int, bool], list[dict[str, float]]] = {}
     with tempfile.TemporaryDirectory() as directory:
         folder = Path(directory)
         write_project(folder, args.tables)
-        for workers in (1, 2):
-            for schema in ("create", "alembic"):
-                url = make_url(args.url).set(database=f"bench_{schema}").render_as_string(False)
-                for reuse in (False, True):
-                    if reuse:
-                        run(folder, url, schema, workers, reuse=True)  # keeps the database
-                    samples = [
-                        timing
-                        for _ in range(args.rounds)
-                        for timing in run(folder, url, schema, workers, reuse)
-                    ]
-                    setup = statistics.median(each["setup"] for each in samples) * 1000
-                    teardown = statistics.median(each["teardown"] for each in samples) * 1000
-                    label = "kept" if reuse else "new"
-                    print(f"{schema:8} {workers:>9} {label:>10} {setup:8.0f} {teardown:9.0f}")
-                    if reuse:
-                        run(folder, url, schema, workers, reuse=False)  # drops it again
+        for schema, workers, reuse in CONFIGURATIONS:
+            if reuse:  # the first run keeps the database the timed runs reuse
+                run(folder, url_for(schema, workers, reuse), schema, workers, reuse)
+        # Round by round, in a rotated order: a machine that slows down for a while slows
+        # every configuration alike.
+        for round_ in range(args.rounds):
+            shift = round_ % len(CONFIGURATIONS)
+            for key in CONFIGURATIONS[shift:] + CONFIGURATIONS[:shift]:
+                samples.setdefault(key, []).extend(run(folder, url_for(*key), *key))
+        for schema, workers, reuse in CONFIGURATIONS:
+            if reuse:  # drop the kept databases
+                run(folder, url_for(schema, workers, reuse), schema, workers, reuse=False)
+    print(f"{args.tables} tables, 20 tests, median of {args.rounds} runs (range), ms per process")
+    header = ["set-up", "of which schema", "teardown"]
+    print(f"{'schema':8} {'processes':>9} {'database':>8} " + " ".join(f"{h:>16}" for h in header))
+    for key in CONFIGURATIONS:
+        schema, workers, reuse = key
+        parts = ("setup", "schema", "teardown")
+        cells = [_cell([each[part] for each in samples[key]]) for part in parts]
+        label = "kept" if reuse else "new"
+        print(f"{schema:8} {workers:>9} {label:>8} " + " ".join(f"{c:>16}" for c in cells))
+
+
+def _cell(values: list[float]) -> str:
+    ms = sorted(value * 1000 for value in values)
+    return f"{statistics.median(ms):.0f} ({ms[0]:.0f}-{ms[-1]:.0f})"
 
 
 if __name__ == "__main__":

@@ -189,18 +189,82 @@ def test_reuse_keeps_the_migrated_database_migrates_forward_and_starts_again(
 
 
 def test_reuse_under_xdist_keeps_one_migrated_database_per_worker(
-    pytester: pytest.Pytester, backend: Backend
+    pytester: pytest.Pytester, any_backend: Backend
 ) -> None:
     blog(pytester)
-    run = ["-n", "2", "--db-url", backend.url, "--db-reuse", "-rA"]
+    run = ["-n", "2", "--db-url", any_backend.url, "--db-reuse", "-rA"]
     first = pytester.runpytest_subprocess(*run)
     first.assert_outcomes(passed=EXAMPLE_TESTS)
-    assert len(databases_of(backend)) == 2
+    first.stdout.fnmatch_lines([FIRST_MIGRATION])
+    assert len(databases_of(any_backend)) == 2
     second = pytester.runpytest_subprocess(*run)
     second.assert_outcomes(passed=EXAMPLE_TESTS)
     second.stdout.no_fnmatch_line("*Running upgrade*")
     pytester.runpytest_subprocess(*run[:4]).assert_outcomes(passed=EXAMPLE_TESTS)
-    assert databases_of(backend) == set()
+    assert databases_of(any_backend) == set()
+
+
+SEEDED_CONFTEST = """
+import pytest
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+from blog.models import Category, Post, User
+
+@pytest.fixture(scope="session", autouse=True)
+def seed(db_engine):
+    with Session(db_engine) as session:
+        author = User(name="seed")
+        session.add(author)
+        session.flush()
+        session.add(Post(user_id=author.id, category_id=1, title="seeded", published=True))
+        session.execute(update(Category).where(Category.name == "howto").values(name="guides"))
+        session.commit()
+"""
+
+SEEDED_TESTS = """
+import pytest
+from sqlalchemy import delete, select, text
+from blog.models import Category, Post, User
+
+def state(session):
+    return (
+        sorted(session.scalars(select(Category.name))),
+        session.scalars(select(User.name)).all(),
+        session.execute(text("SELECT title, author FROM published_posts")).all(),
+    )
+
+SEEDED = (["guides", "news"], ["seed"], [("seeded", "seed")])
+
+@pytest.mark.db_commit
+def test_a_commit_test_wipes_everything(db_session):
+    db_session.execute(delete(Post))
+    db_session.execute(delete(User))
+    db_session.execute(delete(Category))
+    db_session.commit()
+    assert state(db_session) == ([], [], [])
+
+def test_migrated_and_seeded_rows_are_back(db_session):
+    assert state(db_session) == SEEDED
+
+@pytest.mark.db_commit
+def test_and_again_after_a_commit_that_added(db_session):
+    assert state(db_session) == SEEDED
+    db_session.add(Category(name="more"))
+    db_session.commit()
+
+def test_after_all(db_session):
+    assert state(db_session) == SEEDED
+"""
+
+
+def test_seed_data_on_a_migrated_schema_is_the_baseline_commit_tests_return_to(
+    pytester: pytest.Pytester, any_backend: Backend
+) -> None:
+    blog(pytester)
+    pytester.makeconftest(SEEDED_CONFTEST)
+    pytester.makepyfile(test_seeded=SEEDED_TESTS)
+    result = pytester.runpytest("--db-url", any_backend.url, "test_seeded.py")
+    result.assert_outcomes(passed=4)
 
 
 # -- env.py that would migrate another database ------------------------------------------------
