@@ -45,12 +45,17 @@ def open_run(
     settings = config.stash[SETTINGS_KEY]
     memory = url.get_backend_name() == "sqlite" and is_memory_database(url)
     if settings.database_mode == "as_given" or memory:
-        run = DatabaseRun(settings, url, engine_options, session_options, owns_database=False)
-        run.prepare()
-        return run
+        given = DatabaseRun(settings, url, engine_options, session_options, owns_database=False)
+        try:
+            given.prepare()
+        except BaseException:
+            given.abandon()
+            raise
+        return given
     worker = getattr(config, "workerinput", {}).get("workerid")
     keep = settings.reuse_database
     database = claim_test_database(url, worker, reuse=keep and not settings.recreate_database)
+    run: DatabaseRun | None = None
     try:
         run = DatabaseRun(
             settings, database.url, engine_options, session_options, owns_database=True
@@ -59,6 +64,8 @@ def open_run(
         run.recreate_database = database.recreate
         run.prepare()
     except BaseException:
+        if run is not None:
+            run.abandon()
         database.release(drop=True)
         raise
     return run

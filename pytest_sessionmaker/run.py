@@ -146,6 +146,13 @@ class DatabaseRun:
             self.restorer = TableRestorer(self.engine, self.support, tables)
             self.restorer.install(existing_rows=True)
 
+    def abandon(self) -> None:
+        """After a failed prepare: close the connections it opened (a failing migration, say),
+        which would otherwise stay open until garbage collection; remove nothing."""
+        if self._keeper is not None:
+            self._keeper.close()
+        self.engine.dispose()
+
     def close(self) -> None:
         """Remove what the run created (unless the database is kept for reuse)."""
         keep = self.settings.reuse_database and self.owns_database
