@@ -7,6 +7,7 @@ change one thing in it.
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -81,6 +82,18 @@ def execute(url: str, *statements: str) -> list[tuple[object, ...]]:
     finally:
         engine.dispose()
     return rows
+
+
+def open_psycopg_connections_to(database: str) -> list[object]:
+    """psycopg connections of this process still open on ``database``, reachable or not."""
+    import psycopg
+
+    gc.collect()
+    return [
+        each
+        for each in gc.get_objects()
+        if isinstance(each, psycopg.Connection) and not each.closed and each.info.dbname == database
+    ]
 
 
 def table_names(url: str) -> set[str]:
@@ -502,6 +515,11 @@ def test_a_failing_migration_fails_the_database_tests_in_one_sentence(
         ]
     )
     assert databases_of(backend) == set()
+    if backend.name == "postgresql":
+        # The failed set-up closed the connections it opened: left to garbage collection,
+        # they would warn (an error under filterwarnings) in whichever test came later.
+        test_database = f"{make_url(backend.url).database}_test"
+        assert open_psycopg_connections_to(test_database) == []
     detailed = pytester.runpytest("--db-url", backend.url, "--tb=long", "-x")
     detailed.stdout.fnmatch_lines(["Caused by:", "*0003_published_posts_view.py*"])
 
