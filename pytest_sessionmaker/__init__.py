@@ -4,6 +4,7 @@ from pytest_sessionmaker.blocker import DatabaseBlocked, DatabaseBlocker
 from pytest_sessionmaker.errors import (
     DatabaseUnavailable,
     IsolationBreach,
+    MigrationFailed,
     SchemaConflict,
     SessionmakerError,
     SessionmakerWarning,
@@ -14,6 +15,7 @@ __all__ = [
     "DatabaseBlocker",
     "DatabaseUnavailable",
     "IsolationBreach",
+    "MigrationFailed",
     "SchemaConflict",
     "SessionmakerError",
     "SessionmakerWarning",

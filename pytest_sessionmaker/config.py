@@ -19,11 +19,19 @@ if TYPE_CHECKING:
     from sqlalchemy import URL
 
 URL_ENV_VAR = "PYTEST_DB_URL"
-SCHEMA_MODES = ("create", "none")
+SCHEMA_MODES = ("create", "none", "alembic")
 DATABASE_MODES = ("derive", "as_given")
 
-SchemaMode = Literal["create", "none"]
+SchemaMode = Literal["create", "none", "alembic"]
 DatabaseMode = Literal["derive", "as_given"]
+
+
+class AlembicSettings(NamedTuple):
+    """Where the migrations are (``db_schema = alembic``): read by migrations.py."""
+
+    config_file: str  # absolute
+    section: str
+    revision: str
 
 
 class Settings(NamedTuple):
@@ -42,6 +50,9 @@ class Settings(NamedTuple):
     rebind_autouse: bool
     # Block the application's named factories and engines outside database tests.
     blocking: bool = True
+    # Where db_schema came from ("--db-schema" or "ini db_schema"), for the header.
+    schema_source: str = "ini db_schema"
+    alembic: AlembicSettings | None = None
 
     def __repr__(self) -> str:
         """Without secrets: pytest prints it with --showlocals, and in some tracebacks."""
@@ -82,6 +93,20 @@ def add_options(parser: pytest.Parser) -> None:
         default=False,
         help="Re-create the test database(s) even when --db-reuse would keep them.",
     )
+    group.addoption(
+        "--db-schema",
+        dest="db_schema",
+        choices=SCHEMA_MODES,
+        default=None,
+        help="create, none or alembic (as the db_schema ini key, which it overrides).",
+    )
+    group.addoption(
+        "--db-alembic-config",
+        dest="db_alembic_config",
+        default=None,
+        help="The Alembic config file for db_schema = alembic (as the db_alembic_config ini "
+        "key). Default: alembic.ini in the rootdir.",
+    )
     parser.addini("db_url", "SQLAlchemy URL of the test database server.", default=None)
     parser.addini(
         "db_metadata",
@@ -93,8 +118,24 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini(
         "db_schema",
         "create (default): create db_metadata's tables for the run and drop them after; "
-        "none: run no DDL, the database was migrated beforehand.",
+        "none: run no DDL, the database was migrated beforehand; alembic: run the Alembic "
+        "migrations (alembic upgrade) in the plugin's test database.",
         default="create",
+    )
+    parser.addini(
+        "db_alembic_config",
+        "The Alembic config file for db_schema = alembic, relative to the rootdir.",
+        default="alembic.ini",
+    )
+    parser.addini(
+        "db_alembic_section",
+        "The section of the Alembic config file to use (alembic's --name).",
+        default="alembic",
+    )
+    parser.addini(
+        "db_alembic_revision",
+        "The revision to migrate the test database to (default heads: every branch's head).",
+        default="heads",
     )
     parser.addini(
         "db_database",
@@ -249,18 +290,61 @@ def _resolve_dialect(drivername: str, source: str) -> None:
         ) from None
 
 
+def _resolve_schema_mode(config: pytest.Config) -> tuple[str, str]:
+    cli = config.getoption("db_schema")
+    if cli is not None:
+        return cli, "--db-schema"
+    return _choice(config, "db_schema", SCHEMA_MODES), "ini db_schema"
+
+
+def _alembic_settings(config: pytest.Config, database_mode: str) -> AlembicSettings:
+    """Check at start-up what db_schema = alembic needs, without importing Alembic."""
+    from importlib.util import find_spec
+    from pathlib import Path
+
+    if find_spec("alembic") is None:
+        raise pytest.UsageError(
+            "db_schema = alembic needs Alembic, which is not installed; install it with "
+            "pip install 'pytest-sessionmaker[alembic]'."
+        )
+    if database_mode == "as_given":
+        raise pytest.UsageError(
+            "db_schema = alembic migrates only a test database of the plugin's, and "
+            "db_database = as_given names a database of yours; migrate that one beforehand "
+            "and set db_schema = none, or remove db_database = as_given."
+        )
+    cli = config.getoption("db_alembic_config")
+    if cli is not None:
+        path, source = Path(cli).absolute(), "--db-alembic-config"
+    else:
+        path = config.rootpath / str(config.getini("db_alembic_config"))
+        source = "ini db_alembic_config"
+    if not path.is_file():
+        raise pytest.UsageError(
+            f"db_schema = alembic: the Alembic config file {path} (from {source}) does not "
+            "exist; point db_alembic_config or --db-alembic-config at your alembic.ini."
+        )
+    return AlembicSettings(
+        config_file=str(path),
+        section=str(config.getini("db_alembic_section")).strip() or "alembic",
+        revision=str(config.getini("db_alembic_revision")).strip() or "heads",
+    )
+
+
 def read_settings(config: pytest.Config) -> Settings:
     """Resolve and validate every setting; raise pytest.UsageError on bad input."""
     url, source = _resolve_url(config)
     if url is not None and source is not None:
         validate_url(url, source)
     reuse_cli = config.getoption("db_reuse")
+    schema_mode, schema_source = _resolve_schema_mode(config)
+    database_mode = _choice(config, "db_database", DATABASE_MODES)
     return Settings(
         url=url,
         url_source=source,
         metadata_paths=tuple(config.getini("db_metadata")),
-        schema_mode=_choice(config, "db_schema", SCHEMA_MODES),  # type: ignore[arg-type]
-        database_mode=_choice(config, "db_database", DATABASE_MODES),  # type: ignore[arg-type]
+        schema_mode=schema_mode,  # type: ignore[arg-type]
+        database_mode=database_mode,  # type: ignore[arg-type]
         reuse_database=bool(reuse_cli)
         if reuse_cli is not None
         else bool(config.getini("db_reuse")),
@@ -269,6 +353,8 @@ def read_settings(config: pytest.Config) -> Settings:
         engine_paths=tuple(config.getini("db_engines")),
         rebind_autouse=bool(config.getini("db_rebind_autouse")),
         blocking=bool(config.getini("db_blocking")),
+        schema_source=schema_source,
+        alembic=_alembic_settings(config, database_mode) if schema_mode == "alembic" else None,
     )
 
 

@@ -69,19 +69,27 @@ def open_run(
     if url.get_backend_name() == "sqlite" and not memory and not url.query.get("uri"):
         refuse_missing_directory(Path(str(url.database)))
     if settings.database_mode == "as_given" or memory:
-        run = DatabaseRun(settings, url, engine_options, session_options, owns_database=False)
-        run.prepare()
-        return run
+        given = DatabaseRun(settings, url, engine_options, session_options, owns_database=False)
+        try:
+            given.prepare()
+        except BaseException:
+            given.abandon()
+            raise
+        return given
     worker = getattr(config, "workerinput", {}).get("workerid")
     keep = settings.reuse_database
     database = claim_test_database(url, worker, reuse=keep and not settings.recreate_database)
+    run: DatabaseRun | None = None
     try:
         run = DatabaseRun(
             settings, database.url, engine_options, session_options, owns_database=True
         )
         run.on_close(lambda: database.release(drop=not keep))
+        run.recreate_database = database.recreate
         run.prepare()
     except BaseException:
+        if run is not None:
+            run.abandon()
         database.release(drop=True)
         raise
     return run
@@ -223,6 +231,12 @@ class ServerTestDatabase:
         if not reuse:
             self._create(lock, name)
         return True
+
+    def recreate(self) -> None:
+        """Drop the claimed database and create it again, keeping the lock on its name."""
+        assert self._lock is not None
+        self.support.drop_database(self._lock, self.name)
+        self._create(self._lock, self.name)
 
     def release(self, drop: bool) -> None:
         if self._lock is None:
@@ -366,6 +380,11 @@ class SQLiteTestDatabase:
     def _delete(path: Path) -> None:
         for leftover in (path, Path(f"{path}-journal"), Path(f"{path}-wal"), Path(f"{path}-shm")):
             leftover.unlink(missing_ok=True)
+
+    def recreate(self) -> None:
+        """Delete the claimed file and create it again, keeping the lock beside it."""
+        self._delete(self.path)
+        self._create(self.path)
 
     def release(self, drop: bool) -> None:
         if self._lock is None:

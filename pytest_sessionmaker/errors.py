@@ -28,6 +28,10 @@ class SchemaConflict(SessionmakerError):
     """A table the plugin would create already exists and belongs to someone else."""
 
 
+class MigrationFailed(SessionmakerError):
+    """Alembic could not migrate the test database, or tried to migrate another one."""
+
+
 class IsolationBreach(SessionmakerError):
     """A test made work permanent behind the plugin's back."""
 

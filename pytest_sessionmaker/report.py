@@ -23,9 +23,12 @@ def header_lines(settings: Settings) -> list[str]:
     }[settings.database_mode]
     if settings.reuse_database:
         database += ", reused between runs"
-    schema = (
-        f"create from {' '.join(settings.metadata_paths)}"
-        if settings.schema_mode == "create" and settings.metadata_paths
-        else "none (no DDL)"
-    )
+    if settings.alembic is not None:
+        schema = f"alembic upgrade {settings.alembic.revision} with {settings.alembic.config_file}"
+    elif settings.schema_mode == "create" and settings.metadata_paths:
+        schema = f"create from {' '.join(settings.metadata_paths)}"
+    else:
+        schema = "none (no DDL)"
+    if settings.schema_source != "ini db_schema":
+        schema += f" (from {settings.schema_source})"
     return [f"sessionmaker: {where}; database: {database}; schema: {schema}"]

@@ -115,12 +115,16 @@ class TableRestorer:
 
     # -- the run's life -----------------------------------------------------------------------
 
-    def install(self) -> None:
-        """Create the change log and the triggers (once per run, after the tables)."""
+    def install(self, *, existing_rows: bool = False) -> None:
+        """Create the change log and the triggers (once per run, after the tables).
+
+        ``existing_rows``: the tables may hold rows already (a data migration's), which the
+        log never saw written; every table is then looked at for the first baseline.
+        """
         with self.engine.begin() as connection:
             drop_leftover_snapshots(connection)
         self.install_triggers()
-        self.checkpoint()
+        self.checkpoint(every_table=existing_rows)
 
     def install_triggers(self) -> None:
         with self.engine.begin() as connection:
@@ -148,15 +152,16 @@ class TableRestorer:
 
     # -- baselines ----------------------------------------------------------------------------
 
-    def checkpoint(self, owner: object | None = None) -> list[str]:
+    def checkpoint(self, owner: object | None = None, *, every_table: bool = False) -> list[str]:
         """Take what the tables hold now as the state to restore to (seed data included).
 
         With an ``owner`` (a narrower-scoped fixture) whose commits changed tables, a new level
-        is pushed for it, undone by ``pop(owner)``; otherwise the top level takes them in.
-        Returns the tables taken in.
+        is pushed for it, undone by ``pop(owner)``; otherwise the top level takes them in. With
+        ``every_table``, every table is looked at, not only the logged ones (rows written before
+        the log existed). Returns the tables taken in.
         """
         with self.engine.begin() as connection:
-            changed = self._logged_tables(connection)
+            changed = list(self.tables) if every_table else self._logged_tables(connection)
             if owner is not None and changed:
                 self.levels.append(Level(owner=owner))
             level = self.levels[-1]

@@ -22,6 +22,7 @@ from pytest_sessionmaker.errors import (
     SessionmakerError,
     connect_error_message,
 )
+from pytest_sessionmaker.reflection import refuse_empty_test_database
 from pytest_sessionmaker.restore import RestoreFailed, SchemaChanged, TableRestorer
 from pytest_sessionmaker.schema import Schema, load_metadata
 from pytest_sessionmaker.teardown import remove_run_objects
@@ -101,6 +102,8 @@ class DatabaseRun:
         self._restore_pending = False
         self._keeper: Any = None
         self._on_close: list[Callable[[], None]] = []
+        # Drops and creates the test database again (set when the run owns it).
+        self.recreate_database: Callable[[], None] | None = None
 
     @property
     def has_change_log(self) -> bool:
@@ -121,7 +124,12 @@ class DatabaseRun:
         with connection:
             self.support.check_server(connection)
         self._keeper = keep_memory_database_alive(self.engine)
-        if self.settings.metadata_paths:
+        if self.settings.schema_mode == "alembic":
+            self._prepare_migrated_tables()
+        elif self.settings.schema_mode == "none" and self.owns_database:
+            with self.engine.connect() as connection:
+                refuse_empty_test_database(connection, self.url)
+        if self.settings.schema_mode != "alembic" and self.settings.metadata_paths:
             self.schema = Schema(load_metadata(self.settings.metadata_paths))
             if self.settings.schema_mode == "create":
                 self.reused_schema = self.schema.create(
@@ -140,6 +148,25 @@ class DatabaseRun:
             # Without a change log, only commits made through db_engine's connections are
             # seen: a listener is the one way left, and its cost is that mode's price.
             self._commit_watch = CommitWatch(self)
+
+    def _prepare_migrated_tables(self) -> None:
+        """db_schema = alembic: migrate, then log every table the migrations made; the rows
+        a data migration inserted are the baseline."""
+        from pytest_sessionmaker.migrations import migrate
+
+        tables = migrate(self)
+        if self.support.has_change_log:
+            self.restorer = TableRestorer(
+                self.engine, self.support, tables, every_sequence=self.owns_database
+            )
+            self.restorer.install(existing_rows=True)
+
+    def abandon(self) -> None:
+        """After a failed prepare: close the connections it opened (a failing migration, say),
+        which would otherwise stay open until garbage collection; remove nothing."""
+        if self._keeper is not None:
+            self._keeper.close()
+        self.engine.dispose()
 
     def close(self) -> None:
         """Remove what the run created (unless the database is kept for reuse)."""

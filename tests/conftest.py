@@ -6,6 +6,9 @@ import os
 import uuid
 from typing import TYPE_CHECKING
 
+import alembic.autogenerate
+import alembic.command
+import alembic.migration
 import pytest
 import sqlalchemy.dialects.mysql
 import sqlalchemy.dialects.postgresql
@@ -43,7 +46,14 @@ collect_ignore = ["examples"]
 # In-process pytester runs restore sys.modules afterwards; a dialect first imported inside an
 # inner run would be imported again by the next one and re-register SQLAlchemy's global
 # functions (a warning, an error under filterwarnings). Importing them here keeps them loaded.
-PRELOADED = (sqlalchemy.dialects, pytest_sessionmaker.databases, pytest_sessionmaker.server)
+PRELOADED = (
+    sqlalchemy.dialects,
+    pytest_sessionmaker.databases,
+    pytest_sessionmaker.server,
+    alembic.autogenerate,
+    alembic.command,
+    alembic.migration,
+)
 
 
 @pytest.fixture(scope="session")

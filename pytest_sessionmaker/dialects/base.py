@@ -71,6 +71,8 @@ class DialectSupport:
     logs_truncate: ClassVar[bool] = True
     # connect_args keys with which a driver commits every statement at once.
     driver_autocommit_options: ClassVar[tuple[str, ...]] = ("autocommit",)
+    # A query naming the database a connection is connected to (see opened_database).
+    current_database_sql: ClassVar[str | None] = None
 
     def __init__(self, driver: str) -> None:
         self.driver = driver
@@ -225,6 +227,30 @@ class DialectSupport:
 
     def can_create_databases(self) -> bool:
         return False
+
+    def opened_database(self, dbapi_connection: DBAPIConnection) -> str | None:
+        """The database a newly opened DBAPI connection (of any engine) is connected to, named
+        as url_database names it; None when that cannot be told (another backend, say).
+
+        migrations.py asks while Alembic's env.py runs, to refuse any other database.
+        """
+        if self.current_database_sql is None:
+            return None
+        try:
+            cursor = dbapi_connection.cursor()
+            try:
+                cursor.execute(self.current_database_sql)
+                row = cursor.fetchone()
+            finally:
+                cursor.close()
+            dbapi_connection.rollback()
+        except Exception:  # another backend or driver: it is not the test database
+            return None
+        return None if row is None else str(row[0])
+
+    def url_database(self, url: URL) -> str:
+        """The database of a URL, named as opened_database names it."""
+        return url.database or ""
 
     def admin_url(self, url: URL) -> URL:
         """A URL for administrative statements (CREATE/DROP DATABASE) on the server."""

@@ -41,14 +41,18 @@ MARK_TABLE = "pytest_sessionmaker_database"
 
 MYSQL_FINGERPRINT = """
 SELECT
- (SELECT CONCAT(COUNT(*), '/', COALESCE(BIT_XOR(CRC32(CONCAT_WS(':', table_name, create_time))), 0))
+ (SELECT CONCAT(COUNT(*), '/', COALESCE(BIT_XOR(CRC32(CONCAT_WS(':', table_name, table_type))), 0))
   FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name NOT LIKE :ours),
  (SELECT CONCAT(COUNT(*), '/', COALESCE(BIT_XOR(CRC32(CONCAT_WS(':', table_name, column_name,
    column_type, is_nullable, ordinal_position, COALESCE(column_default, ''), extra))), 0))
   FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name NOT LIKE :ours),
  (SELECT CONCAT(COUNT(*), '/', COALESCE(BIT_XOR(CRC32(CONCAT_WS(':', table_name, index_name,
    column_name, seq_in_index, non_unique))), 0))
-  FROM information_schema.statistics WHERE table_schema = DATABASE() AND table_name NOT LIKE :ours)
+  FROM information_schema.statistics WHERE table_schema = DATABASE() AND table_name NOT LIKE :ours),
+ (SELECT CONCAT(COUNT(*), '/', COALESCE(BIT_XOR(CRC32(CONCAT_WS(':', table_name,
+   constraint_name, referenced_table_name, update_rule, delete_rule))), 0))
+  FROM information_schema.referential_constraints WHERE constraint_schema = DATABASE()
+   AND table_name NOT LIKE :ours)
 """
 
 
@@ -60,6 +64,7 @@ class MySQLSupport(DialectSupport):
     marks_transactions: ClassVar[bool] = True
     logs_truncate: ClassVar[bool] = False
     driver_autocommit_options: ClassVar[tuple[str, ...]] = ("autocommit",)
+    current_database_sql: ClassVar[str | None] = "SELECT DATABASE()"
 
     def prepare_engine(self, engine: Engine) -> None:
         super().prepare_engine(engine)
@@ -119,8 +124,9 @@ class MySQLSupport(DialectSupport):
         connection.exec_driver_sql(f"DROP TABLE IF EXISTS {CHANGE_LOG}")
 
     def schema_fingerprint(self, connection: Connection) -> str:
-        """Tables (with their creation time: ALTER TABLE and CREATE INDEX rebuild them),
-        columns and indexes, each folded into a count and a checksum."""
+        """Tables, columns, indexes and foreign keys, each folded into a count and a checksum.
+        (Not the tables' creation times: the restore's own ALTER TABLE ... AUTO_INCREMENT may
+        change them.)"""
         row = connection.execute(text(MYSQL_FINGERPRINT), {"ours": "pytest\\_sessionmaker%"}).one()
         return ":".join(str(value) for value in row)
 

@@ -150,6 +150,7 @@ class PostgreSQLSupport(DialectSupport):
     # A COMMIT of the test's transaction that wrote no logged table (DDL alone) is not worth a
     # statement per test here; see the README's list of what is not detected.
     marks_transactions: ClassVar[bool] = False
+    current_database_sql: ClassVar[str | None] = "SELECT current_database()"
 
     def prepare_engine(self, engine: Engine) -> None:
         super().prepare_engine(engine)

@@ -43,6 +43,10 @@ class SQLiteSupport(DialectSupport):
     # connection could not write even in a test that does not write itself.
     marks_transactions: ClassVar[bool] = False
     driver_autocommit_options: ClassVar[tuple[str, ...]] = ("autocommit",)
+    # The main database's file: '' for an in-memory database.
+    current_database_sql: ClassVar[str | None] = (
+        "SELECT file FROM pragma_database_list WHERE name = 'main'"
+    )
 
     def engine_url(self, url: URL) -> URL:
         """Turn ``sqlite://`` into one in-memory database shared by the process's connections.
@@ -83,6 +87,15 @@ class SQLiteSupport(DialectSupport):
                 cursor.execute(f'DROP TABLE temp."{quoted}"')
         finally:
             cursor.close()
+
+    def opened_database(self, dbapi_connection: DBAPIConnection) -> str | None:
+        found = super().opened_database(dbapi_connection)
+        return os.path.realpath(found) if found else found
+
+    def url_database(self, url: URL) -> str:
+        if is_memory_database(url) or "mode=memory" in str(url.database):
+            return ""
+        return os.path.realpath(str(url.database))
 
     def left_autocommit(self, dbapi_connection: DBAPIConnection) -> bool:
         # The recipe needs pysqlite's own transaction handling off (isolation_level None).
