@@ -6,10 +6,20 @@ from pytest_sessionmaker.errors import (
     SchemaConflict,
     SessionmakerError,
 )
+from pytest_sessionmaker.queries import (
+    AssertNumQueries,
+    QueryRecorder,
+    RecordedStatement,
+    is_transaction_control,
+)
 
 __all__ = [
+    "AssertNumQueries",
     "DatabaseUnavailable",
     "IsolationBreach",
+    "QueryRecorder",
+    "RecordedStatement",
     "SchemaConflict",
     "SessionmakerError",
+    "is_transaction_control",
 ]

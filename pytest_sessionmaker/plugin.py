@@ -28,6 +28,14 @@ from pytest_sessionmaker.fixtures import (
     mark_database_items,
 )
 from pytest_sessionmaker.markers import COMMIT_MARKER_HELP
+from pytest_sessionmaker.queries import (
+    MAX_QUERIES_MARKER_HELP,
+    QUERY_LIMIT_KEY,
+    db_assert_max_num_queries,
+    db_assert_num_queries,
+    db_queries,
+    query_limit_of_body,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Generator
@@ -35,9 +43,12 @@ if TYPE_CHECKING:
 __all__ = [
     "_db_transaction",
     "db_application_sessionmakers",
+    "db_assert_max_num_queries",
+    "db_assert_num_queries",
     "db_connection",
     "db_engine",
     "db_engine_options",
+    "db_queries",
     "db_rebind",
     "db_session",
     "db_session_options",
@@ -54,6 +65,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", COMMIT_MARKER_HELP)
+    config.addinivalue_line("markers", MAX_QUERIES_MARKER_HELP)
     settings = config.stash[SETTINGS_KEY] = read_settings(config)
     # Modules are imported only when needed: start-up is paid by every run, database or not.
     if settings.sessionmaker_paths or settings.engine_paths:
@@ -93,6 +105,15 @@ def pytest_fixture_setup(
     result = yield
     _accept_baseline(fixturedef, request.config)
     return result
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
+    """Count the statements of a db_max_queries test's body."""
+    if not item.stash.get(QUERY_LIMIT_KEY, False):
+        return (yield)
+    with query_limit_of_body(item):
+        return (yield)
 
 
 def pytest_fixture_post_finalizer(

@@ -9,6 +9,7 @@ reconfigures what it was given cannot reach the next test.
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine, RootTransaction
 
     from pytest_sessionmaker.markers import CommitOptions
+    from pytest_sessionmaker.queries import ConnectionRecording
     from pytest_sessionmaker.rebind import bound_to
     from pytest_sessionmaker.run import DatabaseRun
 
@@ -50,6 +52,11 @@ class TestTransaction:
         self._sessions: list[Session] = []
         self._bound: bound_to | None = None
         self._ended = False
+        # db_commit: the sessions' engine, sharing the run's pool. A query recorder can listen
+        # to it without making the run's engine dispatch events for every later test.
+        self._commit_engine = run.engine.execution_options() if commit is not None else None
+        # The test's query recorders' listeners (queries.py), made when one is first used.
+        self.recording: ConnectionRecording | None = None
         if not self.commit_mode:
             self._begin()
         if run.application_factories:
@@ -71,8 +78,9 @@ class TestTransaction:
 
     @property
     def bind(self) -> Connection | Engine:
-        """What sessions bind to: the test's connection, or the engine in a db_commit test."""
-        return self.run.engine if self.commit_mode else self.connection
+        """What sessions bind to: the test's connection, or in a db_commit test an engine of the
+        run's pool."""
+        return self._commit_engine if self._commit_engine is not None else self.connection
 
     def direct_connection(self) -> Connection:
         """The connection itself, for ``db_connection``.
@@ -84,8 +92,13 @@ class TestTransaction:
         if not self.commit_mode and not self._guarded:
             self._guarded = True
             if not self.connection.in_nested_transaction():
-                self.connection.begin_nested()
+                with self._unrecorded():
+                    self.connection.begin_nested()
         return self.connection
+
+    def _unrecorded(self) -> contextlib.AbstractContextManager[None]:
+        """Around the plugin's own statements sent while the test may be recording."""
+        return self.recording.paused() if self.recording else contextlib.nullcontext()
 
     @property
     def sessionmaker(self) -> sessionmaker[Session]:
@@ -118,6 +131,8 @@ class TestTransaction:
         if self._ended:
             return None
         self._ended = True
+        if self.recording is not None:
+            self.recording.close()
         problems: list[str] = []
         if self._bound is not None:
             self._bound.__exit__(None, None, None)
@@ -199,6 +214,10 @@ class TestTransaction:
                 or ending.ended_by_test
             )
             and connection.get_execution_options() == self.run.engine.get_execution_options()
+            # A recorded connection keeps dispatching events after its listeners are removed
+            # (SQLAlchemy leaves the flag set); kept, it would cost every later test's
+            # statements. The pool hands out a new Connection object, which does not.
+            and not (self.recording is not None and self.recording.listened)
         )
         if clean:
             self.run.give_back(connection)

@@ -21,6 +21,8 @@ CHANGE_LOG = "pytest_sessionmaker_changes"
 TRANSACTION_MARK = ""
 # Connection.info key: the connection ran a statement that can leave session state behind.
 STATE_FLAG = "pytest_sessionmaker_state_left"
+# Execution option on a statement the plugin sends itself: query recorders leave it out.
+OWN_STATEMENT = "pytest_sessionmaker_own"
 
 Counters = dict[str, tuple[int | None, bool]]
 
