@@ -41,10 +41,11 @@ if TYPE_CHECKING:
 
 MAX_QUERIES_MARKER = "db_max_queries"
 MAX_QUERIES_MARKER_HELP = (
-    f"{MAX_QUERIES_MARKER}(limit, *, ignore=is_transaction_control): fail the test when its body "
-    "runs more than `limit` SQL statements on the test's connection (savepoints and transaction "
-    "control not counted; `ignore` takes a statement and returns True to leave it out). On a "
-    "test, a class or a module (pytestmark); the closest one applies."
+    f"{MAX_QUERIES_MARKER}(limit, *, ignore=None, transaction_control=False): fail the test "
+    "when its body runs more than `limit` SQL statements on the test's connection. Savepoints "
+    "and transaction control count only with transaction_control=True; `ignore` takes a "
+    "statement and returns True to leave it out as well. On a test, a class or a module "
+    "(pytestmark); the closest one applies."
 )
 # On a test item: it carries the db_max_queries marker (decided once, at collection).
 QUERY_LIMIT_KEY = pytest.StashKey[bool]()
@@ -108,13 +109,14 @@ class QueryRecorder:
     """The statements run on the test's connection while this recorder was active.
 
     A sequence of :class:`RecordedStatement` (``len()``, iteration, indexing); ``clear()`` forgets
-    them, ``str()`` lists them numbered. Statements for which ``ignore`` returns True are left
-    out; by default those are savepoint and transaction-control statements
-    (:func:`is_transaction_control`); ``ignore=None`` keeps every statement.
+    them, ``str()`` lists them numbered. Savepoint and transaction-control statements
+    (:func:`is_transaction_control`) are left out unless ``transaction_control`` is True, and so
+    are those for which ``ignore`` returns True.
     """
 
-    def __init__(self, ignore: Ignore = is_transaction_control) -> None:
+    def __init__(self, ignore: Ignore = None, *, transaction_control: bool = False) -> None:
         self.ignore = ignore
+        self.transaction_control = transaction_control
         self.statements: list[RecordedStatement] = []
 
     def __len__(self) -> int:
@@ -234,7 +236,13 @@ class ConnectionRecording:
         record = RecordedStatement(
             statement, parameters, executemany, filename, lineno, self.rootdir
         )
+        control: bool | None = None
         for recorder in self._recorders:
+            if not recorder.transaction_control:
+                if control is None:
+                    control = is_transaction_control(record)
+                if control:
+                    continue
             if recorder.ignore is None or not recorder.ignore(record):
                 recorder.statements.append(record)
         self._current = record
@@ -415,17 +423,23 @@ def shown_duration(seconds: float | None) -> str:
     return "raised an error" if seconds is None else f"{seconds * 1000:.2f} ms"
 
 
-def what_is_counted(ignore: Ignore) -> str:
-    if ignore is is_transaction_control:
-        return "savepoints and transaction control not counted"
-    if ignore is None:
+def what_is_counted(recorder: QueryRecorder) -> str:
+    left_out = [] if recorder.transaction_control else ["savepoints", "transaction control"]
+    if recorder.ignore is not None:
+        name = getattr(recorder.ignore, "__name__", "<lambda>")
+        left_out.append(
+            "what the ignore filter accepts" if name == "<lambda>" else f"what {name}() accepts"
+        )
+    if not left_out:
         return "every statement counted"
-    return f"statements {getattr(ignore, '__name__', 'the ignore filter')} accepts not counted"
+    if len(left_out) > 1:
+        left_out[-2:] = [f"{left_out[-2]} and {left_out[-1]}"]
+    return ", ".join(left_out) + " not counted"
 
 
 def count_failure(expected: str, recorder: QueryRecorder) -> str:
     count = len(recorder)
-    head = f"{expected}, {count} ran ({what_is_counted(recorder.ignore)})"
+    head = f"{expected}, {count} ran ({what_is_counted(recorder)})"
     if not count:
         return scrub(
             f"{head}. Only statements on the test's connection are counted: those of db_session, "
@@ -456,11 +470,12 @@ class AssertNumQueries:
         self.recording = recording
         self.exact = exact
 
-    def __call__(self, num: int, *, ignore: Ignore = is_transaction_control) -> QueryCountCheck:
+    def __call__(
+        self, num: int, *, ignore: Ignore = None, transaction_control: bool = False
+    ) -> QueryCountCheck:
         name = "db_assert_num_queries" if self.exact else "db_assert_max_num_queries"
-        return QueryCountCheck(
-            self.recording, checked_limit(num, name), QueryRecorder(ignore), exact=self.exact
-        )
+        recorder = QueryRecorder(ignore, transaction_control=transaction_control)
+        return QueryCountCheck(self.recording, checked_limit(num, name), recorder, exact=self.exact)
 
 
 class QueryCountCheck:
@@ -502,10 +517,13 @@ class QueryCountCheck:
 class QueryLimit(NamedTuple):
     limit: int
     ignore: Ignore
+    transaction_control: bool
 
 
-def _max_queries_signature(limit: int, /, *, ignore: Ignore = is_transaction_control) -> QueryLimit:
-    return QueryLimit(checked_limit(limit, MAX_QUERIES_MARKER), ignore)
+def db_max_queries(
+    limit: int, /, *, ignore: Ignore = None, transaction_control: bool = False
+) -> QueryLimit:
+    return QueryLimit(checked_limit(limit, MAX_QUERIES_MARKER), ignore, transaction_control)
 
 
 def note_query_limit(item: pytest.Item) -> bool:
@@ -533,11 +551,14 @@ def query_limit_of_body(item: pytest.Item) -> Iterator[None]:
     if marker is None or transaction is None:
         yield
         return
+    options: QueryLimit | str
     try:
-        options = _max_queries_signature(*marker.args, **marker.kwargs)
+        options = db_max_queries(*marker.args, **marker.kwargs)
     except TypeError as exc:
-        pytest.fail(f"Bad @pytest.mark.{MAX_QUERIES_MARKER}: {exc}.", pytrace=False)
-    recorder = QueryRecorder(options.ignore)
+        options = str(exc)  # failed outside the handler: no "during handling" chain shown
+    if isinstance(options, str):
+        pytest.fail(f"Bad @pytest.mark.{MAX_QUERIES_MARKER}: {options}.", pytrace=False)
+    recorder = QueryRecorder(options.ignore, transaction_control=options.transaction_control)
     with recording_of(transaction, item.config.rootpath).recording(recorder):
         yield
     if len(recorder) > options.limit:

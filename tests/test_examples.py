@@ -13,7 +13,8 @@ if TYPE_CHECKING:
 def test_the_flask_example_passes_without_touching_the_applications_database(
     pytester: pytest.Pytester, backend: Backend
 ) -> None:
-    pytester.copy_example("flask")
+    # The user-facing examples live in examples/, the suite's inner test modules in tests/examples/.
+    pytester.copy_example("../../examples/flask")
     result = pytester.runpytest("--db-url", backend.url)
     result.assert_outcomes(passed=5)
     # The application's engine points at shop.db beside it; SQLite would create the file on
