@@ -80,6 +80,24 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     mark_database_items(items, config)
+    limited = any(item.stash.get(QUERY_LIMIT_KEY, False) for item in items)
+    if limited and not config.pluginmanager.has_plugin(QueryLimitHooks.name):
+        config.pluginmanager.register(QueryLimitHooks(), QueryLimitHooks.name)
+
+
+class QueryLimitHooks:
+    """Registered only when a collected test carries db_max_queries: a hook wrapper around
+    every test's call costs each test a few microseconds, which the others need not pay."""
+
+    name = "sessionmaker-query-limit"
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, object, object]:
+        """Count the statements of a db_max_queries test's body."""
+        if not item.stash.get(QUERY_LIMIT_KEY, False):
+            return (yield)
+        with query_limit_of_body(item):
+            return (yield)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -105,15 +123,6 @@ def pytest_fixture_setup(
     result = yield
     _accept_baseline(fixturedef, request.config)
     return result
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
-    """Count the statements of a db_max_queries test's body."""
-    if not item.stash.get(QUERY_LIMIT_KEY, False):
-        return (yield)
-    with query_limit_of_body(item):
-        return (yield)
 
 
 def pytest_fixture_post_finalizer(

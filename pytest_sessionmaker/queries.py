@@ -20,7 +20,7 @@ import os
 import re
 import sys
 import time
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, overload
 
 import pytest
 
@@ -125,7 +125,11 @@ class QueryRecorder:
     def __iter__(self) -> Iterator[RecordedStatement]:
         return iter(self.statements)
 
-    def __getitem__(self, index: int) -> RecordedStatement:
+    @overload
+    def __getitem__(self, index: int) -> RecordedStatement: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[RecordedStatement]: ...
+    def __getitem__(self, index: int | slice) -> RecordedStatement | list[RecordedStatement]:
         return self.statements[index]
 
     def clear(self) -> None:
@@ -207,7 +211,8 @@ class ConnectionRecording:
         from sqlalchemy import event
 
         for target in self.targets:
-            event.listen(target, "before_cursor_execute", self._before)
+            # retval: SQLAlchemy would otherwise wrap the listener in a function of its own.
+            event.listen(target, "before_cursor_execute", self._before, retval=True)
             event.listen(target, "after_cursor_execute", self._after)
         self._attached = self.listened = True
 
@@ -228,10 +233,10 @@ class ConnectionRecording:
         parameters: Any,
         context: ExecutionContext | None,
         executemany: bool,
-    ) -> None:
+    ) -> tuple[str, Any]:
         if self._paused or (context is not None and context.execution_options.get(self._own)):
             self._current = None
-            return
+            return statement, parameters
         filename, lineno = statement_origin(inspect.currentframe())
         record = RecordedStatement(
             statement, parameters, executemany, filename, lineno, self.rootdir
@@ -249,6 +254,7 @@ class ConnectionRecording:
         # Last, so that the time is the driver's alone (statements on one connection do not
         # overlap: "after" belongs to this "before").
         self._started = time.perf_counter()
+        return statement, parameters
 
     def _after(
         self,

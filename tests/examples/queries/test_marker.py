@@ -35,8 +35,9 @@ def test_ignore_leaves_statements_out(db_session):
     db_session.scalars(select(Post)).all()
 
 
-def test_the_marker_alone_makes_a_database_test():
-    pass
+def test_the_marker_alone_makes_a_database_test(request):
+    # ... and its call hook is registered for this run only because a test carries the marker.
+    assert request.config.pluginmanager.has_plugin("sessionmaker-query-limit")
 
 
 class TestAClass:

@@ -135,3 +135,7 @@ def test_the_next_test_pays_nothing(db_connection):
 
 def test_later_clean_tests_keep_their_connection(db_connection):
     assert db_connection is kept[-1]
+
+
+def test_without_db_max_queries_tests_run_without_its_hook(request):
+    assert not request.config.pluginmanager.has_plugin("sessionmaker-query-limit")
