@@ -6,12 +6,8 @@ from pytest_sessionmaker.errors import (
     SchemaConflict,
     SessionmakerError,
 )
-from pytest_sessionmaker.queries import (
-    AssertNumQueries,
-    QueryRecorder,
-    RecordedStatement,
-    is_transaction_control,
-)
+from pytest_sessionmaker.queries import QueryRecorder, RecordedStatement, is_transaction_control
+from pytest_sessionmaker.query_limits import AssertNumQueries
 
 __all__ = [
     "AssertNumQueries",

@@ -291,7 +291,7 @@ def mark_database_items(items: list[pytest.Item], config: pytest.Config) -> None
     list (plugin.pytest_fixture_setup).
     """
     from pytest_sessionmaker.markers import COMMIT_MARKER
-    from pytest_sessionmaker.queries import note_query_limit
+    from pytest_sessionmaker.query_limits import note_query_limit
 
     every_test = config.stash[SETTINGS_KEY].rebind_autouse
     for item in items:

@@ -28,12 +28,12 @@ from pytest_sessionmaker.fixtures import (
     mark_database_items,
 )
 from pytest_sessionmaker.markers import COMMIT_MARKER_HELP
-from pytest_sessionmaker.queries import (
+from pytest_sessionmaker.queries import db_queries
+from pytest_sessionmaker.query_limits import (
     MAX_QUERIES_MARKER_HELP,
     QUERY_LIMIT_KEY,
     db_assert_max_num_queries,
     db_assert_num_queries,
-    db_queries,
     query_limit_of_body,
 )
 

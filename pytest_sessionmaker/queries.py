@@ -1,9 +1,9 @@
-"""The SQL a test runs on its connection: recorded, counted and shown.
+"""The SQL a test runs on its connection, recorded: ``db_queries`` and what it is made of.
 
-``db_queries`` records the statements of a whole test; ``db_assert_num_queries(n)`` and
-``db_assert_max_num_queries(n)`` count those of a ``with`` block; the ``db_max_queries(n)``
-marker counts those of a test's body. All of them listen to the test's own connection (and, in a
-``db_commit`` test, to the engine its sessions use), and only while one of them is active: a
+A :class:`QueryRecorder` collects statements; the test's :class:`ConnectionRecording` feeds the
+recorders active at the moment: ``db_queries`` for a whole test, and those of the assertions and
+the ``db_max_queries`` marker (query_limits.py). It listens to the test's own connection (and,
+in a ``db_commit`` test, to the engine its sessions use), and only while a recorder is active: a
 Connection that has had a listener dispatches events around every later statement, so a
 connection that was recorded is handed back to the pool at the end of its test instead of being
 kept for the next one (see ``TestTransaction._hand_back``).
@@ -20,17 +20,16 @@ import os
 import re
 import sys
 import time
-from typing import TYPE_CHECKING, Any, NamedTuple, overload
+from typing import TYPE_CHECKING, Any, overload
 
 import pytest
 
-from pytest_sessionmaker.errors import scrub
-from pytest_sessionmaker.fixtures import TRANSACTION_KEY, transaction_of
+from pytest_sessionmaker.fixtures import transaction_of
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
     from pathlib import Path
-    from types import FrameType, TracebackType
+    from types import FrameType
 
     from sqlalchemy import Connection, Engine
     from sqlalchemy.engine.interfaces import DBAPICursor, ExecutionContext
@@ -38,17 +37,6 @@ if TYPE_CHECKING:
     from pytest_sessionmaker.transaction import TestTransaction
 
     Ignore = Callable[["RecordedStatement"], bool] | None
-
-MAX_QUERIES_MARKER = "db_max_queries"
-MAX_QUERIES_MARKER_HELP = (
-    f"{MAX_QUERIES_MARKER}(limit, *, ignore=None, transaction_control=False): fail the test "
-    "when its body runs more than `limit` SQL statements on the test's connection. Savepoints "
-    "and transaction control count only with transaction_control=True; `ignore` takes a "
-    "statement and returns True to leave it out as well. On a test, a class or a module "
-    "(pytestmark); the closest one applies."
-)
-# On a test item: it carries the db_max_queries marker (decided once, at collection).
-QUERY_LIMIT_KEY = pytest.StashKey[bool]()
 
 # SAVEPOINT, RELEASE [SAVEPOINT], ROLLBACK [TO SAVEPOINT], COMMIT, BEGIN, START TRANSACTION, END:
 # what sessions joined to the test's transaction send for their commits and rollbacks, and what
@@ -429,150 +417,6 @@ def shown_duration(seconds: float | None) -> str:
     return "raised an error" if seconds is None else f"{seconds * 1000:.2f} ms"
 
 
-def what_is_counted(recorder: QueryRecorder) -> str:
-    left_out = [] if recorder.transaction_control else ["savepoints", "transaction control"]
-    if recorder.ignore is not None:
-        name = getattr(recorder.ignore, "__name__", "<lambda>")
-        left_out.append(
-            "what the ignore filter accepts" if name == "<lambda>" else f"what {name}() accepts"
-        )
-    if not left_out:
-        return "every statement counted"
-    if len(left_out) > 1:
-        left_out[-2:] = [f"{left_out[-2]} and {left_out[-1]}"]
-    return ", ".join(left_out) + " not counted"
-
-
-def count_failure(expected: str, recorder: QueryRecorder) -> str:
-    count = len(recorder)
-    head = f"{expected}, {count} ran ({what_is_counted(recorder)})"
-    if not count:
-        return scrub(
-            f"{head}. Only statements on the test's connection are counted: those of db_session, "
-            "db_sessionmaker's sessions, db_connection, and the application's session "
-            "factories rebound to the test."
-        )
-    return scrub(f"{head}:\n{list_statements(recorder.statements)}")
-
-
-# -- counting a block: db_assert_num_queries / db_assert_max_num_queries ---------------------
-
-
-def checked_limit(value: object, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise TypeError(f"{what} takes a number of statements (an int >= 0), not {value!r}")
-    return value
-
-
-class AssertNumQueries:
-    """The value of ``db_assert_num_queries`` (``exact``) and ``db_assert_max_num_queries``.
-
-    ``with db_assert_num_queries(2) as queries:`` fails the test when the block runs another
-    number of statements on the test's connection, listing them; ``queries`` is the block's
-    :class:`QueryRecorder`.
-    """
-
-    def __init__(self, recording: ConnectionRecording, *, exact: bool) -> None:
-        self.recording = recording
-        self.exact = exact
-
-    def __call__(
-        self, num: int, *, ignore: Ignore = None, transaction_control: bool = False
-    ) -> QueryCountCheck:
-        name = "db_assert_num_queries" if self.exact else "db_assert_max_num_queries"
-        recorder = QueryRecorder(ignore, transaction_control=transaction_control)
-        return QueryCountCheck(self.recording, checked_limit(num, name), recorder, exact=self.exact)
-
-
-class QueryCountCheck:
-    """One ``with`` block whose statements are counted."""
-
-    def __init__(
-        self, recording: ConnectionRecording, num: int, recorder: QueryRecorder, *, exact: bool
-    ) -> None:
-        self.recording = recording
-        self.num = num
-        self.recorder = recorder
-        self.exact = exact
-
-    def __enter__(self) -> QueryRecorder:
-        self.recording.start(self.recorder)
-        return self.recorder
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        __tracebackhide__ = True
-        self.recording.stop(self.recorder)
-        if exc_type is not None:
-            return
-        count = len(self.recorder)
-        if self.exact and count != self.num:
-            pytest.fail(count_failure(f"Expected {self.num} {plural(self.num)}", self.recorder))
-        if not self.exact and count > self.num:
-            expected = f"Expected at most {self.num} {plural(self.num)}"
-            pytest.fail(count_failure(expected, self.recorder))
-
-
-# -- counting a test's body: the db_max_queries marker -----------------------------------------
-
-
-class QueryLimit(NamedTuple):
-    limit: int
-    ignore: Ignore
-    transaction_control: bool
-
-
-def db_max_queries(
-    limit: int, /, *, ignore: Ignore = None, transaction_control: bool = False
-) -> QueryLimit:
-    return QueryLimit(checked_limit(limit, MAX_QUERIES_MARKER), ignore, transaction_control)
-
-
-def note_query_limit(item: pytest.Item) -> bool:
-    """At collection: whether the test, its class or its module carries db_max_queries (noted
-    in the item's stash for the call hook)."""
-    # item.keywords holds marker names (and node names): a cheap filter first.
-    limited = MAX_QUERIES_MARKER in item.keywords and bool(
-        item.get_closest_marker(MAX_QUERIES_MARKER)
-    )
-    if limited:
-        item.stash[QUERY_LIMIT_KEY] = True
-    return limited
-
-
-@contextlib.contextmanager
-def query_limit_of_body(item: pytest.Item) -> Iterator[None]:
-    """Around a marked test's call: count what its body runs, fail it above the limit.
-
-    Only the body: a fixture that inserts the rows a test reads is set-up, not the code whose
-    queries the limit is about.
-    """
-    __tracebackhide__ = True
-    marker = item.get_closest_marker(MAX_QUERIES_MARKER)
-    transaction = item.stash.get(TRANSACTION_KEY, None)
-    if marker is None or transaction is None:
-        yield
-        return
-    options: QueryLimit | str
-    try:
-        options = db_max_queries(*marker.args, **marker.kwargs)
-    except TypeError as exc:
-        options = str(exc)  # failed outside the handler: no "during handling" chain shown
-    if isinstance(options, str):
-        pytest.fail(f"Bad @pytest.mark.{MAX_QUERIES_MARKER}: {options}.", pytrace=False)
-    recorder = QueryRecorder(options.ignore, transaction_control=options.transaction_control)
-    with recording_of(transaction, item.config.rootpath).recording(recorder):
-        yield
-    if len(recorder) > options.limit:
-        expected = f"{MAX_QUERIES_MARKER}({options.limit}): the test's body may run at most "
-        expected += f"{options.limit} {plural(options.limit)}"
-        pytest.fail(count_failure(expected, recorder), pytrace=False)
-
-
 # -- fixtures --------------------------------------------------------------------------------
 
 
@@ -583,18 +427,3 @@ def db_queries(request: pytest.FixtureRequest) -> Iterator[QueryRecorder]:
     recording = recording_of(transaction_of(request), request.config.rootpath)
     with recording.recording(QueryRecorder()) as recorder:
         yield recorder
-
-
-@pytest.fixture
-def db_assert_num_queries(request: pytest.FixtureRequest) -> AssertNumQueries:
-    """``with db_assert_num_queries(n): ...`` fails unless the block runs exactly n statements."""
-    recording = recording_of(transaction_of(request), request.config.rootpath)
-    return AssertNumQueries(recording, exact=True)
-
-
-@pytest.fixture
-def db_assert_max_num_queries(request: pytest.FixtureRequest) -> AssertNumQueries:
-    """``with db_assert_max_num_queries(n): ...`` fails if the block runs more than n
-    statements."""
-    recording = recording_of(transaction_of(request), request.config.rootpath)
-    return AssertNumQueries(recording, exact=False)

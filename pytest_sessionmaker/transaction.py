@@ -98,7 +98,9 @@ class TestTransaction:
 
     def _unrecorded(self) -> contextlib.AbstractContextManager[None]:
         """Around the plugin's own statements sent while the test may be recording."""
-        return self.recording.paused() if self.recording else contextlib.nullcontext()
+        if self.recording is None:
+            return contextlib.nullcontext()
+        return self.recording.paused()
 
     @property
     def sessionmaker(self) -> sessionmaker[Session]:
