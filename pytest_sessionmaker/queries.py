@@ -42,9 +42,7 @@ if TYPE_CHECKING:
 # what sessions joined to the test's transaction send for their commits and rollbacks, and what
 # SQLAlchemy sends as SQL where the driver does not (SQLite's BEGIN). Counting them would make a
 # count depend on the backend and on whether the code commits, not on the queries it runs.
-TRANSACTION_CONTROL = re.compile(
-    r"\s*(SAVEPOINT|RELEASE|ROLLBACK|COMMIT|BEGIN|START\s+TRANSACTION|END)\b", re.IGNORECASE
-)
+TRANSACTION_CONTROL = r"\s*(SAVEPOINT|RELEASE|ROLLBACK|COMMIT|BEGIN|START\s+TRANSACTION|END)\b"
 # A failure message lists this many statements; db_queries and the recorder keep them all.
 SHOWN_STATEMENTS = 50
 SHOWN_PARAMETERS = 300
@@ -90,7 +88,13 @@ class RecordedStatement:
 
 def is_transaction_control(statement: RecordedStatement) -> bool:
     """The default filter: True for savepoint and transaction-control statements."""
-    return TRANSACTION_CONTROL.match(statement.sql) is not None
+    return _transaction_control().match(statement.sql) is not None
+
+
+@functools.cache
+def _transaction_control() -> re.Pattern[str]:
+    # Compiled on first use: every run imports this module, few record.
+    return re.compile(TRANSACTION_CONTROL, re.IGNORECASE)
 
 
 class QueryRecorder:

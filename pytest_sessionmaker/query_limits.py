@@ -8,7 +8,7 @@ test's recording (queries.py) for the length of the block or of the test's body.
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -128,10 +128,15 @@ class QueryCountCheck:
 # -- counting a test's body: the db_max_queries marker -----------------------------------------
 
 
-class QueryLimit(NamedTuple):
-    limit: int
-    ignore: Ignore
-    transaction_control: bool
+class QueryLimit:
+    """The db_max_queries marker's arguments."""
+
+    __slots__ = ("ignore", "limit", "transaction_control")
+
+    def __init__(self, limit: int, ignore: Ignore, transaction_control: bool) -> None:
+        self.limit = limit
+        self.ignore = ignore
+        self.transaction_control = transaction_control
 
 
 def db_max_queries(
