@@ -9,14 +9,20 @@ from pytest_sessionmaker.errors import (
     SessionmakerError,
     SessionmakerWarning,
 )
+from pytest_sessionmaker.queries import QueryRecorder, RecordedStatement, is_transaction_control
+from pytest_sessionmaker.query_limits import AssertNumQueries
 
 __all__ = [
+    "AssertNumQueries",
     "DatabaseBlocked",
     "DatabaseBlocker",
     "DatabaseUnavailable",
     "IsolationBreach",
     "MigrationFailed",
+    "QueryRecorder",
+    "RecordedStatement",
     "SchemaConflict",
     "SessionmakerError",
     "SessionmakerWarning",
+    "is_transaction_control",
 ]

@@ -45,6 +45,9 @@ FUNCTION_FIXTURES = frozenset(
         "db_connection",
         "db_rebind",
         "db_session_dependency",
+        "db_queries",
+        "db_assert_num_queries",
+        "db_assert_max_num_queries",
         "_db_transaction",
     }
 )
@@ -56,6 +59,9 @@ DATABASE_FIXTURES = frozenset(
         "db_connection",
         "db_rebind",
         "db_session_dependency",
+        "db_queries",
+        "db_assert_num_queries",
+        "db_assert_max_num_queries",
         "db_engine",
         "db_setup",
         TRANSACTION_FIXTURE,
@@ -412,7 +418,8 @@ def mark_database_items(items: list[pytest.Item], config: pytest.Config) -> None
     """Decide once, at collection, which tests use the database.
 
     Those are the tests requesting one of the plugin's database fixtures (directly or through
-    other fixtures), the tests marked db_commit, and with db_rebind_autouse every test. Done here
+    other fixtures), the tests marked db_commit or db_max_queries, and with db_rebind_autouse
+    every test. Done here
     rather than by an autouse fixture, which would cost every test of the suite a fixture set-up.
     A database test with no function-scoped fixture of the plugin gets ``_db_transaction``
     appended to a list of its own (parametrized siblings share pytest's list, so it is never
@@ -421,14 +428,17 @@ def mark_database_items(items: list[pytest.Item], config: pytest.Config) -> None
     list (plugin.pytest_fixture_setup).
     """
     from pytest_sessionmaker.markers import COMMIT_MARKER
+    from pytest_sessionmaker.query_limits import note_query_limit
 
     every_test = config.stash[SETTINGS_KEY].rebind_autouse
     for item in items:
         names: list[str] | None = getattr(item, "fixturenames", None)
         if names is None:
             continue
+        limits_queries = note_query_limit(item)
         uses_database = (
             every_test
+            or limits_queries
             or not DATABASE_FIXTURES.isdisjoint(names)
             # item.keywords holds marker names (and node names): a cheap filter first.
             or (COMMIT_MARKER in item.keywords and item.get_closest_marker(COMMIT_MARKER))

@@ -34,6 +34,14 @@ from pytest_sessionmaker.fixtures import (
     watch_fixture,
 )
 from pytest_sessionmaker.markers import COMMIT_MARKER_HELP
+from pytest_sessionmaker.queries import db_queries
+from pytest_sessionmaker.query_limits import (
+    MAX_QUERIES_MARKER_HELP,
+    QUERY_LIMIT_KEY,
+    db_assert_max_num_queries,
+    db_assert_num_queries,
+    query_limit_of_body,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Generator
@@ -42,10 +50,13 @@ __all__ = [
     "_db_transaction",
     "db_application_engines",
     "db_application_sessionmakers",
+    "db_assert_max_num_queries",
+    "db_assert_num_queries",
     "db_blocker",
     "db_connection",
     "db_engine",
     "db_engine_options",
+    "db_queries",
     "db_rebind",
     "db_session",
     "db_session_dependency",
@@ -63,6 +74,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", COMMIT_MARKER_HELP)
+    config.addinivalue_line("markers", MAX_QUERIES_MARKER_HELP)
     settings = config.stash[SETTINGS_KEY] = read_settings(config)
     if settings.url is not None:
         from pytest_sessionmaker.errors import knows_secrets, remember_secrets_in
@@ -89,6 +101,24 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     mark_database_items(items, config)
+    limited = any(item.stash.get(QUERY_LIMIT_KEY, False) for item in items)
+    if limited and not config.pluginmanager.has_plugin(QueryLimitHooks.name):
+        config.pluginmanager.register(QueryLimitHooks(), QueryLimitHooks.name)
+
+
+class QueryLimitHooks:
+    """Registered only when a collected test carries db_max_queries: a hook wrapper around
+    every test's call costs each test a few microseconds, which the others need not pay."""
+
+    name = "sessionmaker-query-limit"
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, object, object]:
+        """Count the statements of a db_max_queries test's body."""
+        if not item.stash.get(QUERY_LIMIT_KEY, False):
+            return (yield)
+        with query_limit_of_body(item):
+            return (yield)
 
 
 @pytest.hookimpl(wrapper=True)

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from pytest_sessionmaker.application import TestBinding
     from pytest_sessionmaker.markers import CommitOptions
+    from pytest_sessionmaker.queries import ConnectionRecording
     from pytest_sessionmaker.run import DatabaseRun
     from pytest_sessionmaker.threads import SharedConnection
 
@@ -65,6 +66,11 @@ class TestTransaction:
         self.thread = threading.get_ident()
         self._shared: SharedConnection | None = None
         self._application_problems: list[str] = []
+        # db_commit: the sessions' engine, sharing the run's pool. A query recorder can listen
+        # to it without making the run's engine dispatch events for every later test.
+        self._commit_engine = run.engine.execution_options() if commit is not None else None
+        # The test's query recorders' listeners (queries.py), made when one is first used.
+        self.recording: ConnectionRecording | None = None
         if not self.commit_mode:
             self._begin()
         if run.application is not None:
@@ -82,8 +88,9 @@ class TestTransaction:
 
     @property
     def bind(self) -> Connection | Engine:
-        """What sessions bind to: the test's connection, or the engine in a db_commit test."""
-        return self.run.engine if self.commit_mode else self.connection
+        """What sessions bind to: the test's connection, or in a db_commit test an engine of the
+        run's pool."""
+        return self._commit_engine if self._commit_engine is not None else self.connection
 
     def direct_connection(self) -> Connection:
         """The connection itself, for ``db_connection``.
@@ -95,8 +102,15 @@ class TestTransaction:
         if not self.commit_mode and not self._guarded:
             self._guarded = True
             if not self.connection.in_nested_transaction():
-                self.connection.begin_nested()
+                with self._unrecorded():
+                    self.connection.begin_nested()
         return self.connection
+
+    def _unrecorded(self) -> contextlib.AbstractContextManager[None]:
+        """Around the plugin's own statements sent while the test may be recording."""
+        if self.recording is None:
+            return contextlib.nullcontext()
+        return self.recording.paused()
 
     @property
     def sessionmaker(self) -> sessionmaker[Session]:
@@ -169,6 +183,8 @@ class TestTransaction:
         if self._ended:
             return None
         self._ended = True
+        if self.recording is not None:
+            self.recording.close()
         problems: list[str] = []
         with self._threads_kept_out():
             try:
@@ -294,6 +310,10 @@ class TestTransaction:
                 or ending.ended_by_test
             )
             and connection.get_execution_options() == self.run.engine.get_execution_options()
+            # A recorded connection keeps dispatching events after its listeners are removed
+            # (SQLAlchemy leaves the flag set); kept, it would cost every later test's
+            # statements. The pool hands out a new Connection object, which does not.
+            and not (self.recording is not None and self.recording.listened)
         )
         if clean:
             self.run.give_back(connection)

@@ -23,6 +23,8 @@ TRANSACTION_MARK = ""
 SCHEMA_MARK = "<schema>"
 # Connection.info key: the connection ran a statement that can leave session state behind.
 STATE_FLAG = "pytest_sessionmaker_state_left"
+# Execution option on a statement the plugin sends itself: query recorders leave it out.
+OWN_STATEMENT = "pytest_sessionmaker_own"
 
 Counters = dict[str, tuple[int | None, bool]]
 

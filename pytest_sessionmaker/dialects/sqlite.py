@@ -12,6 +12,7 @@ from sqlalchemy.pool import QueuePool
 
 from pytest_sessionmaker.dialects.base import (
     CHANGE_LOG,
+    OWN_STATEMENT,
     STATE_FLAG,
     TEARDOWN_LOCK_TIMEOUT,
     Counters,
@@ -201,7 +202,7 @@ def fix_pysqlite_transactions(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _emit_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN")
+        connection.exec_driver_sql("BEGIN", execution_options={OWN_STATEMENT: True})
 
 
 def _flag_state_statements(
