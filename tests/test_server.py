@@ -280,6 +280,7 @@ def test_an_interrupted_run_exits_2_without_a_traceback_and_stops_its_server(
     assert "Traceback" not in output
     assert zero_config.run_directories() == []
     if interrupt != "pytest.exit":
+        assert postmaster is not None
         assert not process_alive(postmaster)
 
 
