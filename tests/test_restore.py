@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 def test_every_operation_of_a_commit_test_is_undone_exactly(catalog_project: Project) -> None:
     catalog_project.copy_tests("restore/test_exact_restore.py")
     result = catalog_project.run()
-    result.assert_outcomes(passed=24)
+    result.assert_outcomes(passed=26)
 
 
 def test_counters_are_the_same_in_any_order(catalog_project: Project) -> None:

@@ -163,9 +163,14 @@ class SQLiteSupport(DialectSupport):
         self, connection: Connection, counters: Counters, tables: Mapping[str, Table]
     ) -> None:
         for name, (value, _) in counters.items():
-            connection.exec_driver_sql(
-                "UPDATE sqlite_sequence SET seq = ? WHERE name = ?", (value, name)
-            )
+            if value is None:
+                # A counter that did not exist at baseline: no row, as before the first insert
+                # (a row with a NULL seq would count the same but is not the same database).
+                connection.exec_driver_sql("DELETE FROM sqlite_sequence WHERE name = ?", (name,))
+            else:
+                connection.exec_driver_sql(
+                    "UPDATE sqlite_sequence SET seq = ? WHERE name = ?", (value, name)
+                )
 
     @contextlib.contextmanager
     def foreign_keys_relaxed(self, connection: Connection) -> Iterator[None]:
