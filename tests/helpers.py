@@ -12,16 +12,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pytest
 from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.pool import NullPool
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    import pytest
 
 EXAMPLES = Path(__file__).parent / "examples"
 MODELS = (EXAMPLES / "models.py").read_text()
+
+
+# The suite runs each behaviour on every backend where it can differ. Where it cannot (the test
+# sets its own URL, checks a usage error before any connection, or exercises pytest-xdist's
+# plumbing, which is the same for every backend), it runs once, on the backend named here.
+def only_on(fixture: str, *backends: str) -> pytest.MarkDecorator:
+    """Restrict a test of the ``backend``/``any_backend`` fixture to ``backends``."""
+    return pytest.mark.parametrize(fixture, backends, indirect=True)
+
+
+BACKEND_INDEPENDENT = only_on("backend", "sqlite")
 
 
 def reachable(host: str, port: int) -> bool:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from helpers import only_on
+
 if TYPE_CHECKING:
     from helpers import Project
 
@@ -183,6 +185,7 @@ def test_a_commit_test_is_refused_where_it_cannot_be_undone(project: Project) ->
     result.stdout.fnmatch_lines(["*cannot be undone exactly*allow_unrestored=True*"])
 
 
+@only_on("any_backend", "postgresql")  # the marker's registration under xdist
 def test_commit_tests_under_xdist_with_strict_markers(any_project: Project) -> None:
     any_project.pytester.makeconftest(SEEDED_CONFTEST)
     any_project.write_tests(COMMIT_TESTS)

@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from helpers import BACKEND_INDEPENDENT
+
 if TYPE_CHECKING:
     from helpers import Project
 
@@ -15,6 +17,7 @@ def test_uses_db(db_session):
 """
 
 
+@BACKEND_INDEPENDENT
 def test_cli_beats_environment_beats_ini(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
     project.write_tests(USES_DB)
     folder = project.pytester.path
@@ -27,6 +30,7 @@ def test_cli_beats_environment_beats_ini(project: Project, monkeypatch: pytest.M
     result.assert_outcomes(passed=1)
 
 
+@BACKEND_INDEPENDENT
 def test_the_header_hides_the_password(project: Project) -> None:
     project.write_tests("def test_nothing():\n    pass\n")
     result = project.run("--db-url", "postgresql+psycopg://app:s3cr3t-pw@127.0.0.1:1/app")
@@ -35,6 +39,7 @@ def test_the_header_hides_the_password(project: Project) -> None:
     result.assert_outcomes(passed=1)
 
 
+@BACKEND_INDEPENDENT
 @pytest.mark.parametrize(
     ("url", "message"),
     [
@@ -103,6 +108,7 @@ def test_passwords_are_hidden_even_with_odd_characters(url: str, shown: str) -> 
     assert scrub(url) == shown
 
 
+@BACKEND_INDEPENDENT
 def test_an_empty_environment_variable_is_an_error_not_a_fallback(
     project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -113,6 +119,7 @@ def test_an_empty_environment_variable_is_an_error_not_a_fallback(
     result.stderr.fnmatch_lines(["ERROR: $PYTEST_DB_URL is set but empty*"])
 
 
+@BACKEND_INDEPENDENT
 def test_bad_ini_choices_are_usage_errors(project: Project) -> None:
     project.write_ini(db_schema="sometimes")
     project.write_tests(USES_DB)
@@ -121,6 +128,7 @@ def test_bad_ini_choices_are_usage_errors(project: Project) -> None:
     result.stderr.fnmatch_lines(["ERROR: ini key db_schema = 'sometimes' is not valid*"])
 
 
+@BACKEND_INDEPENDENT
 def test_a_run_without_database_tests_is_inert(project: Project) -> None:
     """An unreachable URL and a metadata module that would explode on import: no harm done."""
     project.pytester.makepyfile(exploding="raise RuntimeError('application code was imported')")
@@ -133,6 +141,7 @@ def test_a_run_without_database_tests_is_inert(project: Project) -> None:
     assert "exploding" not in result.stdout.str().split("sessionmaker:")[1].split("\n", 1)[1]
 
 
+@BACKEND_INDEPENDENT
 def test_a_run_without_database_tests_does_not_import_sqlalchemy(
     project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -155,6 +164,7 @@ def test_a_run_without_database_tests_does_not_import_sqlalchemy(
     result.stdout.fnmatch_lines(["sqlalchemy imported: False"])
 
 
+@BACKEND_INDEPENDENT
 def test_an_unreachable_database_fails_tests_at_setup_plainly(project: Project) -> None:
     project.write_ini(db_url="postgresql+psycopg://app:s3cr3t-pw@127.0.0.1:1/app")
     project.write_tests(USES_DB + "\ndef test_plain():\n    pass\n")
@@ -171,6 +181,7 @@ def test_an_unreachable_database_fails_tests_at_setup_plainly(project: Project) 
     assert "conninfo" not in output
 
 
+@BACKEND_INDEPENDENT
 def test_a_missing_driver_says_what_to_install(project: Project) -> None:
     project.write_ini(db_url="mysql+mysqldb://root@127.0.0.1/app")
     project.write_tests(USES_DB)

@@ -147,6 +147,20 @@ def test_every_snippet_is_run_or_marked_as_a_fragment() -> None:
     assert [name for name, group in GROUPS.items() if not group.outcomes or not group.files] == []
 
 
+def test_the_readme_renders_without_a_warning() -> None:
+    import docutils.core
+    import docutils.utils
+
+    try:
+        docutils.core.publish_string(
+            README.read_text(),
+            writer="null",
+            settings_overrides={"halt_level": 2, "report_level": 2, "warning_stream": False},
+        )
+    except docutils.utils.SystemMessage as problem:
+        pytest.fail(f"README.rst: {problem}")
+
+
 def test_every_python_snippet_compiles() -> None:
     for block in BLOCKS:
         if block.language != "python":

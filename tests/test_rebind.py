@@ -15,6 +15,7 @@ from sqlalchemy.orm import scoped_session, sessionmaker
 
 from helpers import (
     APP,
+    BACKEND_INDEPENDENT,
     FACTORIES_RESTORED,
     FACTORY_CHECK,
     MODELS,
@@ -265,6 +266,7 @@ def test_an_engine_in_db_engines_pointing_elsewhere_stops_before_anything_is_wri
     app_database.assert_untouched()
 
 
+@BACKEND_INDEPENDENT  # how a worker stops the run is the same on every backend
 def test_under_xdist_an_engine_pointing_elsewhere_stops_the_run_with_the_sentence(
     app_project: tuple[Project, AppDatabase],
 ) -> None:

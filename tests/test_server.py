@@ -39,6 +39,11 @@ from pytest_sessionmaker.postgres_install import PG_CTL_LOCATIONS, find_binaries
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+# These tests start, kill and reap throwaway servers and damage the machine's cluster template on
+# purpose: under pytest-xdist (--dist loadgroup, in addopts) they all run in one worker, one at a
+# time, so that no test's server or template is another's victim.
+pytestmark = pytest.mark.xdist_group("throwaway-server")
+
 COUNTING_TESTS = """
 import pytest
 from sqlalchemy import func, select
