@@ -68,13 +68,17 @@ def leftover_state(connection):
         mode = connection.execute(text("SELECT @@SESSION.sql_mode")).scalar()
         found += [f"@fuzz_variable: {variable}"] if variable is not None else []
         found += [f"sql_mode: {mode}"] if "ANSI_QUOTES" in mode else []
-        lock = connection.execute(text("SELECT IS_USED_LOCK('fuzz_lock')")).scalar()
+        lock = connection.execute(text(f"SELECT IS_USED_LOCK({MYSQL_LOCK_NAME})")).scalar()
         found += [f"GET_LOCK held by {lock}"] if lock is not None else []
     else:
         like = connection.execute(text("SELECT 'A' LIKE 'a'")).scalar()
         found += ["case_sensitive_like"] if like == 0 else []
     return found
 
+
+# GET_LOCK names are server-wide: one per test database, so that runs beside this one (xdist
+# workers, other checkouts) neither see nor block its lock.
+MYSQL_LOCK_NAME = "CONCAT('fuzz_lock_', DATABASE())"
 
 STATE_STATEMENTS = {
     "postgresql": {
@@ -85,7 +89,7 @@ STATE_STATEMENTS = {
     "mysql": {
         "variable": "SET @fuzz_variable = 1",
         "sql_mode": "SET SESSION sql_mode = CONCAT(@@SESSION.sql_mode, ',ANSI_QUOTES')",
-        "get_lock": "SELECT GET_LOCK('fuzz_lock', 0)",
+        "get_lock": f"SELECT GET_LOCK({MYSQL_LOCK_NAME}, 0)",
     },
     "sqlite": {"pragma": "PRAGMA case_sensitive_like = ON"},
 }
