@@ -67,15 +67,41 @@ DATABASE_FIXTURES = frozenset(
         TRANSACTION_FIXTURE,
     }
 )
+# On a test item: the test uses an async fixture of the plugin's (async_fixtures.py).
+ASYNC_ITEM_KEY = pytest.StashKey[bool]()
+# The async fixtures; an async test's transaction begins in its own loop, not from the set-up
+# hook, so these do not make a test a (sync) database test.
+ASYNC_DATABASE_FIXTURES = frozenset(
+    {"db_async_connection", "db_async_sessionmaker", "db_async_session"}
+)
+ASYNC_TRANSACTION_FIXTURE = "_db_async_transaction"
+ASYNC_TRANSACTION_FIXTURES = frozenset(
+    {
+        ASYNC_TRANSACTION_FIXTURE,
+        "_db_async_transaction_function",
+        "_db_async_transaction_class",
+        "_db_async_transaction_module",
+        "_db_async_transaction_package",
+        "_db_async_transaction_session",
+        "_db_async_transaction_anyio",
+    }
+)
 # The plugin's own fixtures: their set-up commits nothing a baseline should take in.
-OWN_FIXTURES = DATABASE_FIXTURES | {
-    "db_url",
-    "db_engine_options",
-    "db_session_options",
-    "db_application_sessionmakers",
-    "db_application_engines",
-    "db_blocker",
-}
+OWN_FIXTURES = (
+    DATABASE_FIXTURES
+    | ASYNC_DATABASE_FIXTURES
+    | ASYNC_TRANSACTION_FIXTURES
+    | {
+        "db_async_engine",
+        "db_async_session_options",
+        "db_url",
+        "db_engine_options",
+        "db_session_options",
+        "db_application_sessionmakers",
+        "db_application_engines",
+        "db_blocker",
+    }
+)
 
 
 def fail_plainly(exc: SessionmakerError, config: pytest.Config) -> NoReturn:
@@ -185,10 +211,14 @@ def open_database_run(
         problem = session_factory_problem(factory)
         if problem is not None:
             pytest.fail(f"db_application_sessionmakers: {factory!r} {problem}.", pytrace=False)
+    from pytest_sessionmaker.async_engines import sync_url
+
     try:
-        run = open_run(config, url, engine_options, session_options)
+        # A URL naming an async driver: the sync side uses the backend's sync driver.
+        run = open_run(config, sync_url(url), engine_options, session_options)
     except SessionmakerError as exc:
         fail_plainly(exc, config)
+    run.given_url = url
     try:
         # Stops the run when an application engine points at another database.
         run.application = start_application(
@@ -414,6 +444,12 @@ def db_session_dependency(request: pytest.FixtureRequest) -> Callable[[], Iterat
     return transaction_of(request).session_dependency
 
 
+def is_async_test(item: pytest.Item) -> bool:
+    """Run by pytest-asyncio or anyio (whose tests ask for anyio_backend)."""
+    names = getattr(item, "fixturenames", ())
+    return item.get_closest_marker("asyncio") is not None or "anyio_backend" in names
+
+
 def mark_database_items(items: list[pytest.Item], config: pytest.Config) -> None:
     """Decide once, at collection, which tests use the database.
 
@@ -435,6 +471,12 @@ def mark_database_items(items: list[pytest.Item], config: pytest.Config) -> None
         names: list[str] | None = getattr(item, "fixturenames", None)
         if names is None:
             continue
+        if not ASYNC_DATABASE_FIXTURES.isdisjoint(names):
+            item.stash[ASYNC_ITEM_KEY] = True
+        elif "db_async_engine" in names and is_async_test(item):
+            # Its commits through db_async_engine are looked for like db_engine's.
+            item.stash[ASYNC_ITEM_KEY] = True
+            names = item.fixturenames = [*names, ASYNC_TRANSACTION_FIXTURE]  # type: ignore[attr-defined]
         limits_queries = note_query_limit(item)
         uses_database = (
             every_test

@@ -7,9 +7,18 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_sessionmaker.async_fixtures import (
+    _db_async_transaction,
+    db_async_connection,
+    db_async_engine,
+    db_async_session,
+    db_async_session_options,
+    db_async_sessionmaker,
+)
 from pytest_sessionmaker.config import SETTINGS_KEY, add_options, read_settings
 from pytest_sessionmaker.fixtures import (
     APPLICATION_SESSIONS_KEY,
+    ASYNC_ITEM_KEY,
     BEGIN_FAILURE_KEY,
     DATABASE_ITEM_KEY,
     OWN_FIXTURES,
@@ -47,11 +56,17 @@ if TYPE_CHECKING:
     from collections.abc import Generator
 
 __all__ = [
+    "_db_async_transaction",
     "_db_transaction",
     "db_application_engines",
     "db_application_sessionmakers",
     "db_assert_max_num_queries",
     "db_assert_num_queries",
+    "db_async_connection",
+    "db_async_engine",
+    "db_async_session",
+    "db_async_session_options",
+    "db_async_sessionmaker",
     "db_blocker",
     "db_connection",
     "db_engine",
@@ -76,6 +91,11 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", COMMIT_MARKER_HELP)
     config.addinivalue_line("markers", MAX_QUERIES_MARKER_HELP)
     settings = config.stash[SETTINGS_KEY] = read_settings(config)
+    if config.pluginmanager.hasplugin("asyncio"):
+        # The async transaction's fixtures for pytest-asyncio's loops (async_fixtures.py).
+        from pytest_sessionmaker import asyncio_loops
+
+        config.pluginmanager.register(asyncio_loops, "sessionmaker-asyncio")
     if settings.url is not None:
         from pytest_sessionmaker.errors import knows_secrets, remember_secrets_in
 
@@ -142,7 +162,7 @@ def pytest_fixture_setup(
                 transaction = item.stash.get(TRANSACTION_KEY, None)
             if transaction is not None:
                 watch_fixture(fixturedef, transaction)
-        elif application is not None:
+        elif application is not None and not item.stash.get(ASYNC_ITEM_KEY, False):
             # A test using no database: the application's database is blocked from here to
             # the teardown of its last function-scoped fixture.
             application.enter_plain_test(item)
@@ -164,7 +184,11 @@ def pytest_fixture_setup(
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_call(item: pytest.Item) -> None:
     application = item.config.stash.get(APPLICATION_SESSIONS_KEY, None)
-    if application is not None and not item.stash.get(DATABASE_ITEM_KEY, False):
+    if (
+        application is not None
+        and not item.stash.get(DATABASE_ITEM_KEY, False)
+        and not item.stash.get(ASYNC_ITEM_KEY, False)
+    ):
         application.enter_plain_test(item)
 
 

@@ -116,6 +116,13 @@ class DialectSupport:
         possible: a connection event listener costs every statement)."""
         event.listen(engine, "checkout", _discard_dirty_connection)
 
+    def prepare_async_engine(self, engine: Engine) -> None:
+        """Install what rolled-back tests need on db_async_engine's sync engine.
+
+        That engine has no pool (async_engines.py): each connection is closed after its test,
+        so nothing is needed to keep state from the next test; only what makes savepoints work.
+        """
+
     def reset_connection(self, dbapi_connection: DBAPIConnection) -> None:
         """Clear session state when a connection goes back to the pool (after its rollback)."""
 

@@ -186,9 +186,17 @@ class PostgreSQLSupport(DialectSupport):
         query = END_TEST_WITH_LOG if change_log else END_TEST
         dbapi_connection = connection.connection.dbapi_connection
         pgconn = getattr(dbapi_connection, "pgconn", None)
-        if pgconn is None:  # psycopg2, pg8000: SQLAlchemy's rollback, then the checks
+        if pgconn is None:  # psycopg2, pg8000, async drivers: the rollback, then the checks
             connection.rollback()
-            answer = connection.exec_driver_sql(query).scalar()
+            if connection.dialect.is_async:
+                # asyncpg prepares every statement (a prepared statement is one statement), and
+                # psycopg's async cursor answers with the first statement's result.
+                *first, last = query.split("; ")
+                for statement in first:
+                    connection.exec_driver_sql(statement)
+                answer = connection.exec_driver_sql(last).scalar()
+            else:
+                answer = connection.exec_driver_sql(query).scalar()
             connection.rollback()
         else:
             answer = self._end_in_one_round_trip(pgconn, query)

@@ -1,0 +1,164 @@
+"""The async fixtures: db_async_engine, db_async_connection, db_async_sessionmaker,
+db_async_session (and db_async_session_options).
+
+The public fixtures are sync and thin; each hands over what the test's
+:class:`~pytest_sessionmaker.async_transaction.AsyncTestTransaction` holds. That transaction is
+begun and ended by an async fixture run in the test's own event loop: a connection of an async
+driver belongs to the loop that opened it, and the loop a test runs in is chosen per test
+(pytest-asyncio's ``loop_scope``, or anyio). A fixture's loop is fixed when it is defined, so
+there is one such fixture per loop scope (asyncio_loops.py, anyio_loop.py), registered only when
+its plugin is loaded, and the public fixtures ask for the one matching the test. A sync run
+imports none of this.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pytest_sessionmaker.errors import ConfigurationError, SessionmakerError
+from pytest_sessionmaker.fixtures import (
+    BEGIN_FAILURE_KEY,
+    TRANSACTION_KEY,
+    current_run,
+    fail_plainly,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from sqlalchemy.ext.asyncio import (
+        AsyncConnection,
+        AsyncEngine,
+        AsyncSession,
+        async_sessionmaker,
+    )
+
+    from pytest_sessionmaker.async_transaction import AsyncTestTransaction
+
+ASYNC_FIXTURES = frozenset({"db_async_connection", "db_async_sessionmaker", "db_async_session"})
+LOOP_SCOPES = ("function", "class", "module", "package", "session")
+ANYIO_FIXTURE = "_db_async_transaction_anyio"
+MIXED_MESSAGE = (
+    "This test uses both a sync fixture of the plugin's (db_session, db_sessionmaker, "
+    "db_connection ...) and an async one (db_async_session ...); they would be two "
+    "connections, neither seeing the other's uncommitted rows, so pytest-sessionmaker refuses "
+    "the combination: use the async fixtures only (run sync code through "
+    "AsyncSession.run_sync), or mark the test @pytest.mark.db_commit."
+)
+
+
+def asyncio_fixture_name(scope: str) -> str:
+    return f"_db_async_transaction_{scope}"
+
+
+def async_transaction_of(request: pytest.FixtureRequest) -> AsyncTestTransaction:
+    """The test's AsyncTestTransaction, from the fixture of the loop the test runs in."""
+    item = request.node
+    names: list[str] = getattr(item, "fixturenames", [])
+    if "anyio_backend" in names and request.config.pluginmanager.hasplugin("anyio"):
+        return request.getfixturevalue(ANYIO_FIXTURE)  # type: ignore[no-any-return]
+    marker = item.get_closest_marker("asyncio")
+    if marker is not None and request.config.pluginmanager.hasplugin("asyncio"):
+        scope = marker.kwargs.get("loop_scope") or marker.kwargs.get("scope")
+        if scope is None:
+            scope = request.config.getini("asyncio_default_test_loop_scope") or "function"
+        return request.getfixturevalue(asyncio_fixture_name(str(scope)))  # type: ignore[no-any-return]
+    fail_plainly(
+        ConfigurationError(
+            f"{request.fixturename} is for async tests run by pytest-asyncio "
+            "(@pytest.mark.asyncio, or asyncio_mode = auto) or by anyio's pytest plugin "
+            "(@pytest.mark.anyio); this test is run by neither."
+        ),
+        request.config,
+    )
+
+
+async def run_async_transaction(
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[AsyncTestTransaction]:
+    """Begin the test's async transaction in the running loop; end it after the test."""
+    from pytest_sessionmaker.async_transaction import AsyncTestTransaction
+
+    item = request.node
+    failure = item.stash.get(BEGIN_FAILURE_KEY, None)
+    if failure is not None:
+        raise failure
+    run = current_run(request)
+    sync = item.stash.get(TRANSACTION_KEY, None)
+    commit_mode = sync is not None and sync.commit_mode
+    try:
+        if sync is not None and not commit_mode:
+            raise ConfigurationError(MIXED_MESSAGE)
+        transaction = AsyncTestTransaction(run, run.async_engine(), commit_mode=commit_mode)
+        if not commit_mode:
+            run.enter_async_test(transaction)
+    except SessionmakerError as exc:
+        fail_plainly(exc, request.config)
+    try:
+        await transaction.begin()
+        if "db_async_connection" in getattr(item, "fixturenames", ()):
+            await transaction.direct_connection()
+    except SessionmakerError as exc:
+        run.transaction_ended(transaction)
+        fail_plainly(exc, request.config)
+    except BaseException:
+        run.transaction_ended(transaction)
+        raise
+    try:
+        yield transaction
+    finally:
+        try:
+            problem = await transaction.end()
+        finally:
+            run.transaction_ended(transaction)
+    if problem:
+        pytest.fail(problem, pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def db_async_engine(request: pytest.FixtureRequest) -> AsyncEngine:
+    """An AsyncEngine for the run's test database (the one db_engine uses), without a pool:
+    usable from any event loop."""
+    try:
+        return current_run(request).async_engine()
+    except SessionmakerError as exc:
+        fail_plainly(exc, request.config)
+
+
+@pytest.fixture(scope="session")
+def db_async_session_options() -> dict[str, Any]:
+    """Keyword arguments for the async sessionmaker, over db_session_options (e.g.
+    expire_on_commit=False, or class_ for an AsyncSession subclass)."""
+    return {}
+
+
+@pytest.fixture
+def _db_async_transaction(request: pytest.FixtureRequest) -> AsyncTestTransaction:
+    """The plugin adds it to async tests that use db_async_engine alone, so that what they
+    commit through it is looked for (as _db_transaction does for db_engine)."""
+    return async_transaction_of(request)
+
+
+@pytest.fixture
+def db_async_connection(request: pytest.FixtureRequest) -> AsyncConnection:
+    """An AsyncConnection in a transaction that is rolled back after the test."""
+    return async_transaction_of(request).connection
+
+
+@pytest.fixture
+def db_async_sessionmaker(
+    request: pytest.FixtureRequest, db_async_session_options: dict[str, Any]
+) -> async_sessionmaker[AsyncSession]:
+    """This test's async_sessionmaker: its sessions' commits are savepoints of the test's
+    transaction."""
+    return async_transaction_of(request).sessionmaker(db_async_session_options)
+
+
+@pytest.fixture
+def db_async_session(
+    request: pytest.FixtureRequest, db_async_session_options: dict[str, Any]
+) -> AsyncSession:
+    """An AsyncSession whose commits are savepoints of the test's transaction; closed after."""
+    return async_transaction_of(request).session(db_async_session_options)

@@ -1,0 +1,178 @@
+"""Async tests get what sync tests get: rolled-back AsyncSessions, on every backend and async
+driver, in pytest-asyncio's strict and auto modes, in function- and module-scoped loops.
+
+Inner modules: tests/examples/async/.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from helpers import Project
+
+# Inner runs block pytest-asyncio (conftest.py); these unblock it.
+ASYNCIO = ("-p", "asyncio", "-o", "asyncio_default_fixture_loop_scope=function")
+ESCAPE_MESSAGE = (
+    "*This test committed outside its rolled-back transaction*users*"
+    "The plugin restored the tables it owns*@pytest.mark.db_commit*"
+)
+
+
+def asyncio_options(mode: str, loop: str) -> tuple[str, ...]:
+    return (*ASYNCIO, "-o", f"asyncio_mode={mode}", "-o", f"asyncio_default_test_loop_scope={loop}")
+
+
+@pytest.mark.parametrize("loop", ["function", "module"])
+@pytest.mark.parametrize("mode", ["strict", "auto"])
+def test_async_sessions_commit_savepoints_and_every_test_is_rolled_back(
+    any_project: Project, mode: str, loop: str
+) -> None:
+    any_project.copy_tests("async/test_async_isolation.py")
+    result = any_project.run(*asyncio_options(mode, loop))
+    result.assert_outcomes(passed=7)
+
+
+@pytest.mark.parametrize(
+    ("url_driver", "setting"),
+    [
+        ("psycopg", None),
+        ("psycopg", "asyncpg"),
+        ("asyncpg", None),
+    ],
+)
+def test_both_postgresql_async_drivers_are_rolled_back(
+    postgresql_project: Project, url_driver: str, setting: str | None
+) -> None:
+    """psycopg's async mode by default, asyncpg when db_async_driver names it; a URL naming
+    asyncpg serves the sync fixtures through psycopg."""
+    url = postgresql_project.backend.url.replace("+psycopg", f"+{url_driver}")
+    extra = {"db_async_driver": setting} if setting else {}
+    postgresql_project.write_ini(db_url=url, **extra)
+    postgresql_project.copy_tests("async/test_async_isolation.py", "async/test_drivers.py")
+    expected = "asyncpg" if "asyncpg" in (url_driver, setting) else "psycopg"
+    postgresql_project.pytester.makepyfile(expected_driver=f"DRIVER = {expected!r}")
+    result = postgresql_project.run(*asyncio_options("strict", "function"))
+    result.assert_outcomes(passed=9)
+
+
+def test_an_escaped_commit_is_an_error_of_the_async_test_that_made_it(
+    any_project: Project,
+) -> None:
+    any_project.copy_tests("async/test_async_escapes.py")
+    result = any_project.run(*asyncio_options("strict", "function"))
+    result.assert_outcomes(passed=4, errors=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at teardown of test_escape_commit_statement_through_db_async_session*",
+            ESCAPE_MESSAGE,
+            "*ERROR at teardown of test_escape_second_connection_of_db_async_engine*",
+            ESCAPE_MESSAGE,
+        ]
+    )
+
+
+def test_a_module_scoped_loop_named_by_the_marker_serves_every_test_of_the_module(
+    project: Project,
+) -> None:
+    """The marker's loop_scope wins over asyncio_default_test_loop_scope (function here)."""
+    project.copy_tests("async/test_module_loop.py")
+    result = project.run(*asyncio_options("strict", "function"))
+    result.assert_outcomes(passed=3)
+
+
+def test_an_async_driver_of_another_backend_is_refused_in_one_sentence(
+    project: Project,
+) -> None:
+    project.write_ini(db_async_driver="asyncmy")
+    project.write_tests(
+        """
+        import pytest
+
+        @pytest.mark.asyncio
+        async def test_it(db_async_session):
+            pass
+        """
+    )
+    result = project.run(*ASYNCIO)
+    result.assert_outcomes(errors=1)
+    if project.backend.name == "sqlite":
+        result.stdout.fnmatch_lines(
+            [
+                "*The async driver 'asyncmy' (--db-async-driver or the db_async_driver ini key) "
+                "does not serve sqlite; use one of: aiosqlite.*"
+            ]
+        )
+    else:
+        result.stdout.fnmatch_lines(["*does not serve postgresql; use one of: psycopg, asyncpg*"])
+    result.stdout.no_fnmatch_line("*Traceback*")
+
+
+def test_a_missing_async_driver_is_one_sentence_naming_the_package(
+    mariadb_server: str, pytester: pytest.Pytester
+) -> None:
+    """asyncmy is not installed in the suite's environment (aiomysql is)."""
+    from helpers import MODELS
+
+    pytester.makepyfile(models=MODELS)
+    pytester.syspathinsert()
+    pytester.makeini(
+        f"[pytest]\ndb_url = {mariadb_server}\ndb_metadata = models:Base\n"
+        "db_async_driver = asyncmy\n"
+    )
+    pytester.makepyfile(
+        test_it="""
+        import pytest
+
+        @pytest.mark.asyncio
+        async def test_it(db_async_session):
+            pass
+        """
+    )
+    result = pytester.runpytest(*ASYNCIO)
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*The database driver 'asyncmy'*is not installed*Install it: pip install 'asyncmy', "
+            "or choose another driver with --db-async-driver or the db_async_driver ini key."
+        ]
+    )
+    result.stdout.no_fnmatch_line("*Traceback*")
+
+
+def test_an_async_fixture_in_a_sync_test_says_what_runs_async_tests(project: Project) -> None:
+    project.write_tests(
+        """
+        def test_it(db_async_session):
+            pass
+        """
+    )
+    result = project.run(*ASYNCIO)
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*db_async_session is for async tests run by pytest-asyncio*"])
+
+
+def test_a_sync_run_imports_no_async_machinery(project: Project) -> None:
+    """pytest-asyncio loaded, database tests run, yet nothing async is imported."""
+    project.pytester.makeconftest(
+        """
+        import sys
+
+        ASYNC_MODULES = ("sqlalchemy.ext.asyncio", "greenlet", "aiosqlite", "asyncpg", "aiomysql")
+
+        def pytest_terminal_summary(terminalreporter):
+            loaded = sorted(name for name in ASYNC_MODULES if name in sys.modules)
+            terminalreporter.write_line(f"async modules imported: {loaded}")
+        """
+    )
+    project.write_tests(
+        """
+        def test_sync(db_session):
+            assert db_session.connection().dialect.is_async is False
+        """
+    )
+    result = project.run_subprocess(*ASYNCIO)
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["async modules imported: []"])
