@@ -176,3 +176,49 @@ def test_a_sync_run_imports_no_async_machinery(project: Project) -> None:
     result = project.run_subprocess(*ASYNCIO)
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["async modules imported: []"])
+
+
+def test_db_commit_async_tests_commit_for_real_and_are_undone(any_project: Project) -> None:
+    any_project.copy_tests("async/test_async_commit.py")
+    result = any_project.run(*ASYNCIO)
+    result.assert_outcomes(passed=4)
+
+
+def test_session_options_apply_to_async_sessions(project: Project) -> None:
+    """db_session_options (a sync Session subclass becomes sync_session_class), then
+    db_async_session_options."""
+    project.pytester.makeconftest(
+        """
+        import pytest
+        from sqlalchemy.orm import Session
+
+        class AuditedSession(Session):
+            pass
+
+        @pytest.fixture(scope="session")
+        def db_session_options():
+            return {"class_": AuditedSession, "info": {"origin": "sync options"}}
+
+        @pytest.fixture(scope="session")
+        def db_async_session_options():
+            return {"expire_on_commit": False}
+        """
+    )
+    project.write_tests(
+        """
+        import pytest
+        from models import User
+
+        @pytest.mark.asyncio
+        async def test_options(db_async_session, db_async_sessionmaker):
+            assert type(db_async_session.sync_session).__name__ == "AuditedSession"
+            assert db_async_session.info == {"origin": "sync options"}
+            user = User(name="kept")
+            db_async_session.add(user)
+            await db_async_session.commit()
+            assert user.name == "kept"  # not expired: no lazy load needed
+            assert db_async_sessionmaker.kw["expire_on_commit"] is False
+        """
+    )
+    result = project.run(*ASYNCIO)
+    result.assert_outcomes(passed=1)
