@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_sessionmaker.errors import ConfigurationError, SessionmakerError
+from pytest_sessionmaker.errors import ConfigurationError, SessionmakerError, scrub
 from pytest_sessionmaker.fixtures import (
     BEGIN_FAILURE_KEY,
     TRANSACTION_KEY,
@@ -106,15 +106,29 @@ async def run_async_transaction(
     except BaseException:
         run.transaction_ended(transaction)
         raise
+    binding = None
+    if run.async_application_factories:
+        from pytest_sessionmaker.async_rebind import AsyncTestBinding
+
+        binding = AsyncTestBinding(run.async_application_factories, transaction.bind)
+        await binding.enter(savepoints=not commit_mode)
+    problems: list[str] = []
     try:
         yield transaction
     finally:
         try:
-            problem = await transaction.end()
+            if binding is not None:
+                # First: a session of the application's holds the test's connection.
+                problems.extend(await binding.leave())
         finally:
-            run.transaction_ended(transaction)
+            try:
+                problem = await transaction.end()
+            finally:
+                run.transaction_ended(transaction)
     if problem:
-        pytest.fail(problem, pytrace=False)
+        problems.append(problem)
+    if problems:
+        pytest.fail(scrub(" ".join(problems)), pytrace=False)
 
 
 @pytest.fixture(scope="session")

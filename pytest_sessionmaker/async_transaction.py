@@ -75,6 +75,11 @@ class AsyncTestTransaction:
     # -- what the fixtures hand out ---------------------------------------------------------
 
     @property
+    def bind(self) -> AsyncConnection | AsyncEngine:
+        """What sessions bind to: the test's connection, or in a db_commit test the engine."""
+        return self.engine if self.commit_mode else self.connection
+
+    @property
     def connection(self) -> AsyncConnection:
         assert self._connection is not None, "begin() first"
         return self._connection
@@ -110,9 +115,8 @@ class AsyncTestTransaction:
         if self._sessionmaker is None:
             from sqlalchemy.ext.asyncio import async_sessionmaker
 
-            bind = self.engine if self.commit_mode else self.connection
             self._sessionmaker = async_sessionmaker(
-                bind=bind, **self.session_options(async_options)
+                bind=self.bind, **self.session_options(async_options)
             )
         return self._sessionmaker
 

@@ -203,7 +203,7 @@ def open_database_run(
 ) -> DatabaseRun:
     from pytest_sessionmaker.application import split_extensions, start_application
     from pytest_sessionmaker.databases import open_run
-    from pytest_sessionmaker.rebind import session_factory_problem
+    from pytest_sessionmaker.rebind import is_async_factory, session_factory_problem
 
     config = request.config
     factories, extensions = split_extensions(application_sessionmakers)
@@ -211,6 +211,9 @@ def open_database_run(
         problem = session_factory_problem(factory)
         if problem is not None:
             pytest.fail(f"db_application_sessionmakers: {factory!r} {problem}.", pytrace=False)
+    # Async factories join async tests (async_rebind.py), the rest every test.
+    async_factories = [f for f in factories if is_async_factory(f)]
+    factories = [f for f in factories if not is_async_factory(f)]
     from pytest_sessionmaker.async_engines import sync_url
 
     try:
@@ -234,6 +237,12 @@ def open_database_run(
         run.close()
         raise
     run.application_factories = tuple(factories)  # type: ignore[arg-type]
+    if async_factories:
+        try:
+            run.bind_async_factories(async_factories)
+        except SessionmakerError as exc:
+            run.close()
+            fail_plainly(exc, config)
     return run
 
 

@@ -29,7 +29,7 @@ from pytest_sessionmaker.teardown import remove_run_objects
 from pytest_sessionmaker.transaction import TestTransaction
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Mapping, Sequence
 
     from sqlalchemy import URL, Connection, Engine
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from pytest_sessionmaker.async_transaction import AsyncTestTransaction
     from pytest_sessionmaker.config import Settings
     from pytest_sessionmaker.markers import CommitOptions
-    from pytest_sessionmaker.rebind import SessionFactory
+    from pytest_sessionmaker.rebind import SessionFactory, bound_to
 
 REFUSED_SESSION_OPTIONS = {
     "bind": "the plugin binds sessions to the test's connection",
@@ -100,6 +100,9 @@ class DatabaseRun:
         # The URL as the user gave it (an async driver it names serves db_async_engine).
         self.given_url: URL = url
         self._async_engine: AsyncEngine | None = None
+        # The application's async_sessionmaker / async_scoped_session objects (async_rebind.py).
+        self.async_application_factories: tuple[Any, ...] = ()
+        self._async_between_tests: bound_to | None = None
         # The connection kept between tests that leave nothing on it (see take_connection).
         self._idle: Connection | None = None
         self._commit_watch: CommitWatch | None = None
@@ -185,6 +188,9 @@ class DatabaseRun:
         finally:
             if self._keeper is not None:
                 self._keeper.close()
+            if self._async_between_tests is not None:
+                self._async_between_tests.__exit__(None, None, None)
+                self._async_between_tests = None
             if self._async_engine is not None:
                 # No pool (async_engines.py): nothing is open; only its dialect state goes.
                 self._async_engine.sync_engine.dispose()
@@ -227,6 +233,19 @@ class DatabaseRun:
 
             self._async_engine = create_test_async_engine(self, self.given_url)
         return self._async_engine
+
+    def bind_async_factories(self, factories: Sequence[Any]) -> None:
+        """The application's async factories: bound to db_async_engine between tests."""
+        from pytest_sessionmaker.rebind import bound_to
+
+        self.async_application_factories = tuple(factories)
+        binding = bound_to(
+            factories,
+            self.async_engine(),  # type: ignore[arg-type]  # async factories configure alike
+            savepoints=False,
+            clear=False,
+        )
+        self._async_between_tests = binding.__enter__()
 
     def enter_async_test(self, transaction: AsyncTestTransaction) -> None:
         """An async test begins its rolled-back transaction (async_fixtures.py)."""

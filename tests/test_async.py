@@ -222,3 +222,10 @@ def test_session_options_apply_to_async_sessions(project: Project) -> None:
     )
     result = project.run(*ASYNCIO)
     result.assert_outcomes(passed=1)
+
+
+def test_the_applications_async_factories_join_each_async_test(any_project: Project) -> None:
+    any_project.write_ini(db_sessionmakers="app_async:SessionLocal app_async:ScopedSession")
+    any_project.copy_tests("async/app_async.py", "async/test_async_rebind.py")
+    result = any_project.run(*ASYNCIO)
+    result.assert_outcomes(passed=6)

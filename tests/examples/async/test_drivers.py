@@ -1,6 +1,7 @@
 """Which drivers serve each side of one db_url."""
 
 import pytest
+
 from expected_driver import DRIVER
 
 
