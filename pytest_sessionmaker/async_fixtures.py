@@ -20,6 +20,7 @@ import pytest
 from pytest_sessionmaker.errors import ConfigurationError, SessionmakerError, scrub
 from pytest_sessionmaker.fixtures import (
     BEGIN_FAILURE_KEY,
+    SHARED_ITEM_KEY,
     TRANSACTION_KEY,
     current_run,
     fail_plainly,
@@ -41,11 +42,10 @@ ASYNC_FIXTURES = frozenset({"db_async_connection", "db_async_sessionmaker", "db_
 LOOP_SCOPES = ("function", "class", "module", "package", "session")
 ANYIO_FIXTURE = "_db_async_transaction_anyio"
 MIXED_MESSAGE = (
-    "This test uses both a sync fixture of the plugin's (db_session, db_sessionmaker, "
-    "db_connection ...) and an async one (db_async_session ...); they would be two "
-    "connections, neither seeing the other's uncommitted rows, so pytest-sessionmaker refuses "
-    "the combination: use the async fixtures only (run sync code through "
-    "AsyncSession.run_sync), or mark the test @pytest.mark.db_commit."
+    "This test uses an async fixture of the plugin's (db_async_session ...) with a sync one "
+    "that cannot share its transaction (db_rebind, db_session_dependency, db_queries, "
+    "db_assert_num_queries or the db_max_queries marker); only db_session, db_sessionmaker, "
+    "db_connection and db_engine can. Use those, or split the test in two."
 )
 
 
@@ -86,6 +86,7 @@ async def run_async_transaction(
     if failure is not None:
         raise failure
     run = current_run(request)
+    shared = item.stash.get(SHARED_ITEM_KEY, False)
     sync = item.stash.get(TRANSACTION_KEY, None)
     commit_mode = sync is not None and sync.commit_mode
     try:
@@ -98,7 +99,8 @@ async def run_async_transaction(
         fail_plainly(exc, request.config)
     try:
         await transaction.begin()
-        if "db_async_connection" in getattr(item, "fixturenames", ()):
+        names = getattr(item, "fixturenames", ())
+        if "db_async_connection" in names or (shared and "db_connection" in names):
             await transaction.direct_connection()
     except SessionmakerError as exc:
         run.transaction_ended(transaction)
@@ -106,6 +108,12 @@ async def run_async_transaction(
     except BaseException:
         run.transaction_ended(transaction)
         raise
+    if shared:
+        from pytest_sessionmaker.shared import body_in_greenlet
+
+        # The body's sync calls on the shared connection need SQLAlchemy's greenlet.
+        test_function = item.obj
+        item.obj = body_in_greenlet(test_function)
     binding = None
     if run.async_application_factories:
         from pytest_sessionmaker.async_rebind import AsyncTestBinding
@@ -116,6 +124,8 @@ async def run_async_transaction(
     try:
         yield transaction
     finally:
+        if shared:
+            item.obj = test_function
         try:
             if binding is not None:
                 # First: a session of the application's holds the test's connection.

@@ -10,6 +10,7 @@ and the same messages for sync and async tests.
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
 from pytest_sessionmaker.dialects import TestEnding
@@ -17,7 +18,7 @@ from pytest_sessionmaker.errors import DatabaseUnavailable, SessionmakerError, s
 from pytest_sessionmaker.transaction import describe_breach, describe_ending
 
 if TYPE_CHECKING:
-    from sqlalchemy import Connection
+    from sqlalchemy import Connection, orm
     from sqlalchemy.ext.asyncio import (
         AsyncConnection,
         AsyncEngine,
@@ -49,10 +50,16 @@ class AsyncTestTransaction:
         self._guarded = False
         self._sessionmaker: async_sessionmaker[AsyncSession] | None = None
         self._sessions: list[AsyncSession] = []
+        # Sync sessions on the same connection, for a test that shares it (shared.py).
+        self._sync_sessionmaker: orm.sessionmaker[orm.Session] | None = None
+        self._sync_sessions: list[orm.Session] = []
         self._ended = False
+        # The loop the connection belongs to (set by begin).
+        self.loop: asyncio.AbstractEventLoop | None = None
 
     async def begin(self) -> None:
         """Open the test's connection in the running loop and begin its transaction."""
+        self.loop = asyncio.get_running_loop()
         try:
             self._connection = await self.engine.connect()
         except Exception as exc:
@@ -126,8 +133,22 @@ class AsyncTestTransaction:
         self._sessions.append(session)
         return session
 
-    def track(self, session: AsyncSession) -> None:
-        self._sessions.append(session)
+    @property
+    def sync_sessionmaker(self) -> orm.sessionmaker[orm.Session]:
+        """db_sessionmaker of a test that shares this transaction: bound to the async
+        connection's sync_connection (shared.py)."""
+        if self._sync_sessionmaker is None:
+            from sqlalchemy import orm
+
+            self._sync_sessionmaker = orm.sessionmaker(
+                bind=self.connection.sync_connection, **self.run.session_options_for_async()
+            )
+        return self._sync_sessionmaker
+
+    def sync_session(self) -> orm.Session:
+        session = self.sync_sessionmaker()
+        self._sync_sessions.append(session)
+        return session
 
     # -- the end ------------------------------------------------------------------------------
 
@@ -183,6 +204,10 @@ class AsyncTestTransaction:
             ending = ending._replace(autocommit=True, discard=True)
         if ended_by_test:
             ending = ending._replace(ended_by_test=True)
+        # After the ROLLBACK, as transaction.py closes its sessions.
+        sync_sessions, self._sync_sessions = self._sync_sessions, []
+        for session in sync_sessions:
+            session.close()
         return ending
 
     async def _close_sessions(self) -> None:

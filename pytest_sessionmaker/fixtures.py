@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
 
     from pytest_sessionmaker.application import ApplicationSessions  # noqa: F401  (StashKey)
+    from pytest_sessionmaker.async_transaction import AsyncTestTransaction
     from pytest_sessionmaker.blocker import DatabaseBlocker
     from pytest_sessionmaker.rebind import SessionFactory
     from pytest_sessionmaker.run import DatabaseRun
@@ -69,6 +70,8 @@ DATABASE_FIXTURES = frozenset(
 )
 # On a test item: the test uses an async fixture of the plugin's (async_fixtures.py).
 ASYNC_ITEM_KEY = pytest.StashKey[bool]()
+# On a test item: its sync fixtures share the async fixtures' transaction (shared.py).
+SHARED_ITEM_KEY = pytest.StashKey[bool]()
 # The async fixtures; an async test's transaction begins in its own loop, not from the set-up
 # hook, so these do not make a test a (sync) database test.
 ASYNC_DATABASE_FIXTURES = frozenset(
@@ -370,6 +373,13 @@ def watch_fixture(fixturedef: pytest.FixtureDef[object], transaction: TestTransa
         transaction.look_after_fixtures = True
 
 
+def shared_transaction(request: pytest.FixtureRequest) -> AsyncTestTransaction:
+    """The async transaction a sync fixture of this test joins (shared.py)."""
+    from pytest_sessionmaker.async_fixtures import async_transaction_of
+
+    return async_transaction_of(request)
+
+
 @pytest.fixture(scope="session")
 def db_engine(request: pytest.FixtureRequest) -> Engine:
     """The run's engine: the one behind every test's connection. Disposed at the end."""
@@ -391,18 +401,24 @@ def db_connection(request: pytest.FixtureRequest) -> Connection:
     In a test marked ``db_commit`` it is a plain connection whose commits are real; the tables
     are restored afterwards.
     """
+    if request.node.stash.get(SHARED_ITEM_KEY, False):
+        return shared_transaction(request).connection.sync_connection  # type: ignore[return-value]
     return transaction_of(request).direct_connection()
 
 
 @pytest.fixture
 def db_sessionmaker(request: pytest.FixtureRequest) -> sessionmaker[Session]:
     """This test's sessionmaker, producing sessions bound to the test's connection."""
+    if request.node.stash.get(SHARED_ITEM_KEY, False):
+        return shared_transaction(request).sync_sessionmaker
     return transaction_of(request).sessionmaker
 
 
 @pytest.fixture
 def db_session(request: pytest.FixtureRequest) -> Session:
     """A session whose commits are savepoints of the test's transaction; closed afterwards."""
+    if request.node.stash.get(SHARED_ITEM_KEY, False):
+        return shared_transaction(request).sync_session()
     return transaction_of(request).session()
 
 
@@ -459,6 +475,25 @@ def is_async_test(item: pytest.Item) -> bool:
     return item.get_closest_marker("asyncio") is not None or "anyio_backend" in names
 
 
+def async_transaction_shared(
+    item: pytest.Item, names: list[str], limits_queries: bool
+) -> bool | None:
+    """For an async test in a rolled-back run: whether its sync fixtures of the plugin's
+    join its async transaction (shared.py): True with db_session, db_sessionmaker,
+    db_connection or db_engine, False with none of them. None when it needs a sync transaction
+    of its own: db_commit (both sides then commit for real), or other sync fixtures (db_rebind,
+    db_queries ...), which the async fixtures then refuse in a sentence."""
+    from pytest_sessionmaker.markers import COMMIT_MARKER
+    from pytest_sessionmaker.shared import SHARED_SYNC_FIXTURES
+
+    if limits_queries or item.get_closest_marker(COMMIT_MARKER) is not None:
+        return None
+    used = DATABASE_FIXTURES.intersection(names) - {"db_setup"}
+    if not used <= SHARED_SYNC_FIXTURES:
+        return None
+    return bool(used)
+
+
 def mark_database_items(items: list[pytest.Item], config: pytest.Config) -> None:
     """Decide once, at collection, which tests use the database.
 
@@ -480,13 +515,20 @@ def mark_database_items(items: list[pytest.Item], config: pytest.Config) -> None
         names: list[str] | None = getattr(item, "fixturenames", None)
         if names is None:
             continue
-        if not ASYNC_DATABASE_FIXTURES.isdisjoint(names):
-            item.stash[ASYNC_ITEM_KEY] = True
-        elif "db_async_engine" in names and is_async_test(item):
-            # Its commits through db_async_engine are looked for like db_engine's.
-            item.stash[ASYNC_ITEM_KEY] = True
-            names = item.fixturenames = [*names, ASYNC_TRANSACTION_FIXTURE]  # type: ignore[attr-defined]
         limits_queries = note_query_limit(item)
+        if not ASYNC_DATABASE_FIXTURES.isdisjoint(names) or (
+            "db_async_engine" in names and is_async_test(item)
+        ):
+            item.stash[ASYNC_ITEM_KEY] = True
+            if ASYNC_DATABASE_FIXTURES.isdisjoint(names):
+                # Its commits through db_async_engine are looked for like db_engine's.
+                names = item.fixturenames = [*names, ASYNC_TRANSACTION_FIXTURE]  # type: ignore[attr-defined]
+            shared = async_transaction_shared(item, names, limits_queries)
+            if shared is not None:
+                if shared:
+                    item.stash[SHARED_ITEM_KEY] = True
+                # The async transaction is the test's only one (db_rebind_autouse aside).
+                continue
         uses_database = (
             every_test
             or limits_queries

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,7 @@ from pytest_sessionmaker.fixtures import (
     DATABASE_ITEM_KEY,
     OWN_FIXTURES,
     RUN_KEY,
+    SHARED_ITEM_KEY,
     TRANSACTION_KEY,
     _db_transaction,
     begin_before_fixtures,
@@ -155,6 +157,8 @@ def pytest_fixture_setup(
     application = request.config.stash.get(APPLICATION_SESSIONS_KEY, None)
     if fixturedef.scope == "function":
         item = request.node
+        if item.stash.get(SHARED_ITEM_KEY, False):
+            return (yield from shared_fixture_setup(fixturedef, request))
         if item.stash.get(DATABASE_ITEM_KEY, False):
             transaction = item.stash.get(TRANSACTION_KEY, None)
             if transaction is None and BEGIN_FAILURE_KEY not in item.stash:
@@ -179,6 +183,31 @@ def pytest_fixture_setup(
         # own, undone when its fixture is torn down.
         run.accept_baseline(None if fixturedef.scope == "session" else fixturedef)
     return result
+
+
+def shared_fixture_setup(
+    fixturedef: pytest.FixtureDef[object], request: pytest.FixtureRequest
+) -> Generator[None, object, object]:
+    """A test sharing one transaction between sync and async fixtures: its own sync fixtures
+    run in SQLAlchemy's greenlet on the test's loop, after the transaction began (shared.py)."""
+    function = getattr(fixturedef, "func", None)
+    module = getattr(function, "__module__", "") or ""
+    if (
+        function is None
+        or fixturedef.argname in OWN_FIXTURES
+        or module.startswith(("_pytest", "pytest_asyncio", "anyio", "pytest_sessionmaker"))
+        or inspect.iscoroutinefunction(function)
+        or inspect.isasyncgenfunction(function)
+    ):
+        return (yield)
+    from pytest_sessionmaker.async_fixtures import async_transaction_of
+    from pytest_sessionmaker.shared import fixture_in_loop
+
+    transaction = async_transaction_of(request)
+    assert transaction.loop is not None
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fixturedef, "func", fixture_in_loop(function, transaction.loop))
+        return (yield)
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -229,3 +229,29 @@ def test_the_applications_async_factories_join_each_async_test(any_project: Proj
     any_project.copy_tests("async/app_async.py", "async/test_async_rebind.py")
     result = any_project.run(*ASYNCIO)
     result.assert_outcomes(passed=6)
+
+
+@pytest.mark.parametrize("loop", ["function", "module"])
+def test_sync_and_async_fixtures_of_one_test_share_one_transaction(
+    any_project: Project, loop: str
+) -> None:
+    any_project.copy_tests("async/test_shared_transaction.py")
+    result = any_project.run(*asyncio_options("strict", loop))
+    result.assert_outcomes(passed=4)
+
+
+def test_a_sync_fixture_that_cannot_share_the_transaction_is_refused_in_a_sentence(
+    project: Project,
+) -> None:
+    project.write_tests(
+        """
+        import pytest
+
+        @pytest.mark.asyncio
+        async def test_it(db_queries, db_async_session):
+            pass
+        """
+    )
+    result = project.run(*ASYNCIO)
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*with a sync one that cannot share its transaction (db_rebind*"])
