@@ -489,7 +489,7 @@ def async_transaction_shared(
     if limits_queries or item.get_closest_marker(COMMIT_MARKER) is not None:
         return None
     used = DATABASE_FIXTURES.intersection(names) - {"db_setup"}
-    if not used <= SHARED_SYNC_FIXTURES:
+    if not used <= SHARED_SYNC_FIXTURES | {"db_engine"}:
         return None
     return bool(used)
 

@@ -55,6 +55,7 @@ from pytest_sessionmaker.query_limits import (
 )
 
 if TYPE_CHECKING:
+    import asyncio
     from collections.abc import Generator
 
 __all__ = [
@@ -98,6 +99,10 @@ def pytest_configure(config: pytest.Config) -> None:
         from pytest_sessionmaker import asyncio_loops
 
         config.pluginmanager.register(asyncio_loops, "sessionmaker-asyncio")
+    if config.pluginmanager.hasplugin("anyio"):
+        from pytest_sessionmaker import anyio_loop
+
+        config.pluginmanager.register(anyio_loop, "sessionmaker-anyio")
     if settings.url is not None:
         from pytest_sessionmaker.errors import knows_secrets, remember_secrets_in
 
@@ -185,28 +190,38 @@ def pytest_fixture_setup(
     return result
 
 
+# On a shared test item: its fixtures that run in SQLAlchemy's greenlet (shared_fixture_setup).
+SHARED_USERS_KEY = pytest.StashKey[set[str]]()
+
+
 def shared_fixture_setup(
     fixturedef: pytest.FixtureDef[object], request: pytest.FixtureRequest
 ) -> Generator[None, object, object]:
-    """A test sharing one transaction between sync and async fixtures: its own sync fixtures
-    run in SQLAlchemy's greenlet on the test's loop, after the transaction began (shared.py)."""
+    """A test sharing one transaction between sync and async fixtures: its sync fixtures that
+    use db_session, db_sessionmaker or db_connection (directly or through other such fixtures)
+    run in SQLAlchemy's greenlet on the test's loop (shared.py)."""
+    from pytest_sessionmaker.shared import SHARED_SYNC_FIXTURES, fixture_in_loop
+
     function = getattr(fixturedef, "func", None)
-    module = getattr(function, "__module__", "") or ""
+    users = request.node.stash.setdefault(SHARED_USERS_KEY, set())
     if (
         function is None
         or fixturedef.argname in OWN_FIXTURES
-        or module.startswith(("_pytest", "pytest_asyncio", "anyio", "pytest_sessionmaker"))
         or inspect.iscoroutinefunction(function)
         or inspect.isasyncgenfunction(function)
+        or not any(name in SHARED_SYNC_FIXTURES or name in users for name in fixturedef.argnames)
     ):
         return (yield)
+    users.add(fixturedef.argname)
     from pytest_sessionmaker.async_fixtures import async_transaction_of
-    from pytest_sessionmaker.shared import fixture_in_loop
 
-    transaction = async_transaction_of(request)
-    assert transaction.loop is not None
+    def loop_of_test() -> asyncio.AbstractEventLoop:
+        loop = async_transaction_of(request).loop
+        assert loop is not None
+        return loop
+
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(fixturedef, "func", fixture_in_loop(function, transaction.loop))
+        patch.setattr(fixturedef, "func", fixture_in_loop(function, loop_of_test))
         return (yield)
 
 

@@ -9,8 +9,10 @@ awaits underneath), so:
 - the test body (a coroutine) is driven step by step from inside ``greenlet_spawn``: each
   future it waits for is awaited through ``await_only`` by the greenlet's parent, in the test's
   task, and sync calls the body makes in between find the greenlet they need;
-- the test's own sync function-scoped fixtures (seeding with db_session, factory_boy ...) run
-  inside ``greenlet_spawn`` on the test's event loop, which is idle between fixtures.
+- the test's sync function-scoped fixtures that ask for db_session, db_sessionmaker or
+  db_connection (or for such a fixture: seeding with db_session, factory_boy ...) run inside
+  ``greenlet_spawn`` on the test's event loop, which is idle between fixtures. A fixture that
+  reaches them only through ``request.getfixturevalue`` is not seen, and cannot use them.
 
 asyncio only (the loop's futures are awaited as they are); not with anyio's trio backend.
 """
@@ -25,7 +27,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine
 
 # Sync fixtures that join the async transaction instead of opening a connection of their own.
-SHARED_SYNC_FIXTURES = frozenset({"db_session", "db_sessionmaker", "db_connection", "db_engine"})
+SHARED_SYNC_FIXTURES = frozenset({"db_session", "db_sessionmaker", "db_connection"})
 _END = object()
 
 
@@ -72,12 +74,19 @@ def body_in_greenlet(function: Callable[..., Any]) -> Callable[..., Any]:
     return in_greenlet
 
 
-def fixture_in_loop(function: Callable[..., Any], loop: asyncio.AbstractEventLoop) -> Any:
-    """A sync fixture function whose set-up and teardown run in SQLAlchemy's greenlet, on
-    ``loop`` (idle between the test's fixtures)."""
+def fixture_in_loop(
+    function: Callable[..., Any], loop_of_test: Callable[[], asyncio.AbstractEventLoop]
+) -> Any:
+    """A sync fixture function whose set-up and teardown run in SQLAlchemy's greenlet, on the
+    loop of the test's connection (idle between the test's fixtures).
+
+    ``loop_of_test`` begins the test's transaction if need be: called when the fixture runs,
+    as if the fixture asked for it itself.
+    """
     from sqlalchemy.util import greenlet_spawn
 
     def in_loop(step: Callable[[], Any]) -> Any:
+        loop = loop_of_test()
         if loop.is_running() or loop.is_closed():
             raise RuntimeError(
                 "pytest-sessionmaker cannot run this fixture on the test's event loop, which "

@@ -255,3 +255,13 @@ def test_a_sync_fixture_that_cannot_share_the_transaction_is_refused_in_a_senten
     result = project.run(*ASYNCIO)
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*with a sync one that cannot share its transaction (db_rebind*"])
+
+
+@pytest.mark.parametrize("asyncio_plugin", [(), ASYNCIO], ids=["anyio-alone", "with-strict"])
+def test_anyio_tests_get_the_async_fixtures_on_its_asyncio_backend(
+    any_project: Project, asyncio_plugin: tuple[str, ...]
+) -> None:
+    """anyio's plugin runs the tests; pytest-asyncio in strict mode may be loaded beside it."""
+    any_project.copy_tests("async/test_anyio.py")
+    result = any_project.run(*asyncio_plugin)
+    result.assert_outcomes(passed=3)
