@@ -265,3 +265,16 @@ def test_anyio_tests_get_the_async_fixtures_on_its_asyncio_backend(
     any_project.copy_tests("async/test_anyio.py")
     result = any_project.run(*asyncio_plugin)
     result.assert_outcomes(passed=3)
+
+
+def test_the_readme_example_runs_as_shown(project: Project) -> None:
+    """README.rst's "Async tests" shows tests/examples/async/test_readme_example.py verbatim."""
+    from pathlib import Path
+
+    repository = Path(__file__).resolve().parents[1]
+    source = (repository / "tests/examples/async/test_readme_example.py").read_text()
+    indented = "\n".join(f"    {line}" if line else "" for line in source.splitlines())
+    assert indented in (repository / "README.rst").read_text()
+    project.copy_tests("async/test_readme_example.py")
+    result = project.run(*ASYNCIO)
+    result.assert_outcomes(passed=3)
