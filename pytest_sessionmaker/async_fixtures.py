@@ -36,6 +36,7 @@ if TYPE_CHECKING:
         async_sessionmaker,
     )
 
+    from pytest_sessionmaker.async_connections import AsyncConnectionKeeper
     from pytest_sessionmaker.async_transaction import AsyncTestTransaction
 
 ASYNC_FIXTURES = frozenset({"db_async_connection", "db_async_sessionmaker", "db_async_session"})
@@ -76,7 +77,7 @@ def async_transaction_of(request: pytest.FixtureRequest) -> AsyncTestTransaction
 
 
 async def run_async_transaction(
-    request: pytest.FixtureRequest,
+    request: pytest.FixtureRequest, keeper: AsyncConnectionKeeper | None = None
 ) -> AsyncIterator[AsyncTestTransaction]:
     """Begin the test's async transaction in the running loop; end it after the test."""
     from pytest_sessionmaker.async_transaction import AsyncTestTransaction
@@ -92,7 +93,9 @@ async def run_async_transaction(
     try:
         if sync is not None and not commit_mode:
             raise ConfigurationError(MIXED_MESSAGE)
-        transaction = AsyncTestTransaction(run, run.async_engine(), commit_mode=commit_mode)
+        transaction = AsyncTestTransaction(
+            run, run.async_engine(), commit_mode=commit_mode, keeper=keeper
+        )
         if not commit_mode:
             run.enter_async_test(transaction)
     except SessionmakerError as exc:

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
         async_sessionmaker,
     )
 
+    from pytest_sessionmaker.async_connections import AsyncConnectionKeeper
     from pytest_sessionmaker.run import DatabaseRun
 
 
@@ -41,8 +42,17 @@ class AsyncTestTransaction:
 
     __test__ = False  # not a test class, whatever its name says
 
-    def __init__(self, run: DatabaseRun, engine: AsyncEngine, *, commit_mode: bool) -> None:
+    def __init__(
+        self,
+        run: DatabaseRun,
+        engine: AsyncEngine,
+        *,
+        commit_mode: bool,
+        keeper: AsyncConnectionKeeper | None = None,
+    ) -> None:
         self.run = run
+        # Rolled-back tests only: a commit test's connection may hold what its commits left.
+        self.keeper = None if commit_mode else keeper
         self.engine = engine
         self.commit_mode = commit_mode
         self._connection: AsyncConnection | None = None
@@ -60,12 +70,14 @@ class AsyncTestTransaction:
     async def begin(self) -> None:
         """Open the test's connection in the running loop and begin its transaction."""
         self.loop = asyncio.get_running_loop()
-        try:
-            self._connection = await self.engine.connect()
-        except Exception as exc:
-            from pytest_sessionmaker.errors import connect_error_message
+        self._connection = self.keeper.take() if self.keeper is not None else None
+        if self._connection is None:
+            try:
+                self._connection = await self.engine.connect()
+            except Exception as exc:
+                from pytest_sessionmaker.errors import connect_error_message
 
-            raise DatabaseUnavailable(connect_error_message(self.engine.url, exc)) from exc
+                raise DatabaseUnavailable(connect_error_message(self.engine.url, exc)) from exc
         if self.commit_mode:
             return
         try:
@@ -175,9 +187,7 @@ class AsyncTestTransaction:
             try:
                 await self._close_sessions()
             finally:
-                if ending.discard and not (connection.closed or connection.invalidated):
-                    await connection.invalidate()
-                await connection.close()
+                await self._hand_back(connection, ending)
         what = describe_ending(ending, [])
         if what is None:
             return None
@@ -190,6 +200,20 @@ class AsyncTestTransaction:
             failure = str(exc)
         message = describe_breach(what, restored=self.run.has_change_log and failure is None)
         return scrub(f"{message} {failure}" if failure else message)
+
+    async def _hand_back(self, connection: AsyncConnection, ending: TestEnding) -> None:
+        """Keep the connection for the next test of the loop when nothing of this one is left
+        on it (transaction.py's rule), else close it."""
+        usable = not (connection.closed or connection.invalidated)
+        clean = usable and not (
+            ending.escaped or ending.transaction_committed or ending.discard or ending.ended_by_test
+        )
+        if clean and self.keeper is not None:
+            self.keeper.keep(connection)
+            return
+        if usable and ending.discard:
+            await connection.invalidate()
+        await connection.close()
 
     def _end_on(self, connection: Connection) -> TestEnding:
         """In SQLAlchemy's greenlet: the sync end of a test (transaction.py's _end_on)."""

@@ -87,6 +87,10 @@ ASYNC_TRANSACTION_FIXTURES = frozenset(
         "_db_async_transaction_package",
         "_db_async_transaction_session",
         "_db_async_transaction_anyio",
+        "_db_async_keeper_class",
+        "_db_async_keeper_module",
+        "_db_async_keeper_package",
+        "_db_async_keeper_session",
     }
 )
 # The plugin's own fixtures: their set-up commits nothing a baseline should take in.

@@ -13,8 +13,16 @@ import pytest
 if TYPE_CHECKING:
     from helpers import Project
 
-# Inner runs block pytest-asyncio (conftest.py); these unblock it.
-ASYNCIO = ("-p", "asyncio", "-o", "asyncio_default_fixture_loop_scope=function")
+# Inner runs block pytest-asyncio (conftest.py); these unblock it. A connection left to a closed
+# loop would show as an unraisable exception ("Event loop is closed"): an error here.
+ASYNCIO = (
+    "-p",
+    "asyncio",
+    "-o",
+    "asyncio_default_fixture_loop_scope=function",
+    "-W",
+    "error::pytest.PytestUnraisableExceptionWarning",
+)
 ESCAPE_MESSAGE = (
     "*This test committed outside its rolled-back transaction*users*"
     "The plugin restored the tables it owns*@pytest.mark.db_commit*"
@@ -25,7 +33,7 @@ def asyncio_options(mode: str, loop: str) -> tuple[str, ...]:
     return (*ASYNCIO, "-o", f"asyncio_mode={mode}", "-o", f"asyncio_default_test_loop_scope={loop}")
 
 
-@pytest.mark.parametrize("loop", ["function", "module"])
+@pytest.mark.parametrize("loop", ["function", "module", "session"])
 @pytest.mark.parametrize("mode", ["strict", "auto"])
 def test_async_sessions_commit_savepoints_and_every_test_is_rolled_back(
     any_project: Project, mode: str, loop: str
@@ -80,7 +88,7 @@ def test_a_module_scoped_loop_named_by_the_marker_serves_every_test_of_the_modul
     """The marker's loop_scope wins over asyncio_default_test_loop_scope (function here)."""
     project.copy_tests("async/test_module_loop.py")
     result = project.run(*asyncio_options("strict", "function"))
-    result.assert_outcomes(passed=3)
+    result.assert_outcomes(passed=4)
 
 
 def test_an_async_driver_of_another_backend_is_refused_in_one_sentence(
@@ -231,7 +239,7 @@ def test_the_applications_async_factories_join_each_async_test(any_project: Proj
     result.assert_outcomes(passed=6)
 
 
-@pytest.mark.parametrize("loop", ["function", "module"])
+@pytest.mark.parametrize("loop", ["function", "module", "session"])
 def test_sync_and_async_fixtures_of_one_test_share_one_transaction(
     any_project: Project, loop: str
 ) -> None:
@@ -278,3 +286,32 @@ def test_the_readme_example_runs_as_shown(project: Project) -> None:
     project.copy_tests("async/test_readme_example.py")
     result = project.run(*ASYNCIO)
     result.assert_outcomes(passed=3)
+
+
+def test_a_run_without_database_tests_imports_no_sqlalchemy_with_async_plugins_loaded(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pytest-asyncio and anyio loaded: the plugin's fixtures for them import no SQLAlchemy."""
+    monkeypatch.setenv("PYTEST_ADDOPTS", "-p no:randomly")
+    project.write_ini(db_url="postgresql+psycopg://nobody:pw@127.0.0.1:1/nothing")
+    project.pytester.makeconftest(
+        """
+        import sys
+
+        def pytest_terminal_summary(terminalreporter):
+            loaded = "sqlalchemy" in sys.modules
+            terminalreporter.write_line(f"sqlalchemy imported: {loaded}")
+        """
+    )
+    project.write_tests(
+        """
+        import pytest
+
+        @pytest.mark.asyncio
+        async def test_plain():
+            assert 1 + 1 == 2
+        """
+    )
+    result = project.run_subprocess("-o", "asyncio_default_fixture_loop_scope=function")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["sqlalchemy imported: False"])

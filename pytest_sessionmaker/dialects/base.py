@@ -119,8 +119,8 @@ class DialectSupport:
     def prepare_async_engine(self, engine: Engine) -> None:
         """Install what rolled-back tests need on db_async_engine's sync engine.
 
-        That engine has no pool (async_engines.py): each connection is closed after its test,
-        so nothing is needed to keep state from the next test; only what makes savepoints work.
+        That engine has no pool (async_engines.py), so no pool event is needed; a connection
+        kept for the next test of the same loop is judged by end_test, as the sync side's is.
         """
 
     def reset_connection(self, dbapi_connection: DBAPIConnection) -> None:

@@ -72,6 +72,7 @@ class SQLiteSupport(DialectSupport):
             fix_pysqlite_transactions(engine)
 
     def prepare_async_engine(self, engine: Engine) -> None:
+        event.listen(engine, "before_cursor_execute", _flag_state_statements)
         # aiosqlite wraps pysqlite, and its transaction handling with it.
         if engine.dialect.driver == "aiosqlite":
             fix_pysqlite_transactions(engine)
