@@ -42,6 +42,9 @@ if TYPE_CHECKING:
 ASYNC_FIXTURES = frozenset({"db_async_connection", "db_async_sessionmaker", "db_async_session"})
 LOOP_SCOPES = ("function", "class", "module", "package", "session")
 ANYIO_FIXTURE = "_db_async_transaction_anyio"
+# The names plugin.py registers the loop fixtures under, when their runner is loaded.
+ASYNCIO_PLUGIN = "sessionmaker-asyncio"
+ANYIO_PLUGIN = "sessionmaker-anyio"
 MIXED_MESSAGE = (
     "This test uses an async fixture of the plugin's (db_async_session ...) with a sync one "
     "that cannot share its transaction (db_rebind, db_session_dependency, db_queries, "
@@ -58,10 +61,10 @@ def async_transaction_of(request: pytest.FixtureRequest) -> AsyncTestTransaction
     """The test's AsyncTestTransaction, from the fixture of the loop the test runs in."""
     item = request.node
     names: list[str] = getattr(item, "fixturenames", [])
-    if "anyio_backend" in names and request.config.pluginmanager.hasplugin("anyio"):
+    if "anyio_backend" in names and request.config.pluginmanager.hasplugin(ANYIO_PLUGIN):
         return request.getfixturevalue(ANYIO_FIXTURE)  # type: ignore[no-any-return]
     marker = item.get_closest_marker("asyncio")
-    if marker is not None and request.config.pluginmanager.hasplugin("asyncio"):
+    if marker is not None and request.config.pluginmanager.hasplugin(ASYNCIO_PLUGIN):
         scope = marker.kwargs.get("loop_scope") or marker.kwargs.get("scope")
         if scope is None:
             scope = request.config.getini("asyncio_default_test_loop_scope") or "function"
@@ -111,20 +114,20 @@ async def run_async_transaction(
     except BaseException:
         run.transaction_ended(transaction)
         raise
-    if shared:
-        from pytest_sessionmaker.shared import body_in_greenlet
-
-        # The body's sync calls on the shared connection need SQLAlchemy's greenlet.
-        test_function = item.obj
-        item.obj = body_in_greenlet(test_function)
+    test_function = item.obj
     binding = None
-    if run.async_application_factories:
-        from pytest_sessionmaker.async_rebind import AsyncTestBinding
-
-        binding = AsyncTestBinding(run.async_application_factories, transaction.bind)
-        await binding.enter(savepoints=not commit_mode)
     problems: list[str] = []
     try:
+        if shared:
+            from pytest_sessionmaker.shared import body_in_greenlet
+
+            # The body's sync calls on the shared connection need SQLAlchemy's greenlet.
+            item.obj = body_in_greenlet(test_function)
+        if run.async_application_factories:
+            from pytest_sessionmaker.async_rebind import AsyncTestBinding
+
+            binding = AsyncTestBinding(run.async_application_factories, transaction.bind)
+            await binding.enter(savepoints=not commit_mode)
         yield transaction
     finally:
         if shared:
@@ -180,7 +183,10 @@ def db_async_sessionmaker(
 ) -> async_sessionmaker[AsyncSession]:
     """This test's async_sessionmaker: its sessions' commits are savepoints of the test's
     transaction."""
-    return async_transaction_of(request).sessionmaker(db_async_session_options)
+    try:
+        return async_transaction_of(request).sessionmaker(db_async_session_options)
+    except SessionmakerError as exc:
+        fail_plainly(exc, request.config)
 
 
 @pytest.fixture
@@ -188,4 +194,7 @@ def db_async_session(
     request: pytest.FixtureRequest, db_async_session_options: dict[str, Any]
 ) -> AsyncSession:
     """An AsyncSession whose commits are savepoints of the test's transaction; closed after."""
-    return async_transaction_of(request).session(db_async_session_options)
+    try:
+        return async_transaction_of(request).session(db_async_session_options)
+    except SessionmakerError as exc:
+        fail_plainly(exc, request.config)

@@ -14,7 +14,12 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from pytest_sessionmaker.dialects import TestEnding
-from pytest_sessionmaker.errors import DatabaseUnavailable, SessionmakerError, scrub
+from pytest_sessionmaker.errors import (
+    ConfigurationError,
+    DatabaseUnavailable,
+    SessionmakerError,
+    scrub,
+)
 from pytest_sessionmaker.transaction import describe_breach, describe_ending
 
 if TYPE_CHECKING:
@@ -118,6 +123,14 @@ class AsyncTestTransaction:
         subclass) becomes the AsyncSession's ``sync_session_class``."""
         from sqlalchemy.ext.asyncio import AsyncSession
 
+        from pytest_sessionmaker.run import REFUSED_SESSION_OPTIONS
+
+        for key, reason in REFUSED_SESSION_OPTIONS.items():
+            if key in async_options:
+                raise ConfigurationError(
+                    f"db_async_session_options may not set {key!r}: {reason}. Remove it; for "
+                    "real commits mark the test with @pytest.mark.db_commit."
+                )
         options = self.run.session_options_for_async()
         session_class = options.pop("class_", None)
         if session_class is not None and not issubclass(session_class, AsyncSession):

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_sessionmaker.async_fixtures import (
+    ANYIO_PLUGIN,
+    ASYNCIO_PLUGIN,
     _db_async_transaction,
     db_async_connection,
     db_async_engine,
@@ -94,15 +96,16 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", COMMIT_MARKER_HELP)
     config.addinivalue_line("markers", MAX_QUERIES_MARKER_HELP)
     settings = config.stash[SETTINGS_KEY] = read_settings(config)
-    if config.pluginmanager.hasplugin("asyncio"):
-        # The async transaction's fixtures for pytest-asyncio's loops (async_fixtures.py).
+    # The async transaction's fixtures for the loops of pytest-asyncio and anyio, when loaded
+    # (by entry point, -p or pytest_plugins: the names differ).
+    if _loaded(config, "pytest_asyncio.plugin"):
         from pytest_sessionmaker import asyncio_loops
 
-        config.pluginmanager.register(asyncio_loops, "sessionmaker-asyncio")
-    if config.pluginmanager.hasplugin("anyio"):
+        config.pluginmanager.register(asyncio_loops, ASYNCIO_PLUGIN)
+    if _loaded(config, "anyio.pytest_plugin"):
         from pytest_sessionmaker import anyio_loop
 
-        config.pluginmanager.register(anyio_loop, "sessionmaker-anyio")
+        config.pluginmanager.register(anyio_loop, ANYIO_PLUGIN)
     if settings.url is not None:
         from pytest_sessionmaker.errors import knows_secrets, remember_secrets_in
 
@@ -124,6 +127,12 @@ def pytest_configure(config: pytest.Config) -> None:
         configure_throwaway_server(config)
         if config.pluginmanager.hasplugin("xdist"):
             config.pluginmanager.register(XdistHooks(), "sessionmaker-xdist")
+
+
+def _loaded(config: pytest.Config, module: str) -> bool:
+    return any(
+        getattr(plugin, "__name__", None) == module for plugin in config.pluginmanager.get_plugins()
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -315,3 +315,57 @@ def test_a_run_without_database_tests_imports_no_sqlalchemy_with_async_plugins_l
     result = project.run_subprocess("-o", "asyncio_default_fixture_loop_scope=function")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["sqlalchemy imported: False"])
+
+
+def test_async_session_options_that_would_defeat_the_rollback_are_refused(
+    project: Project,
+) -> None:
+    project.pytester.makeconftest(
+        """
+        import pytest
+
+        @pytest.fixture(scope="session")
+        def db_async_session_options():
+            return {"join_transaction_mode": "rollback_only"}
+        """
+    )
+    project.write_tests(
+        """
+        import pytest
+
+        @pytest.mark.asyncio
+        async def test_it(db_async_session):
+            pass
+        """
+    )
+    result = project.run(*ASYNCIO)
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        ["*db_async_session_options may not set 'join_transaction_mode'*@pytest.mark.db_commit*"]
+    )
+
+
+def test_a_url_naming_an_async_driver_serves_the_sync_fixtures_too(any_project: Project) -> None:
+    """sqlite+aiosqlite and mysql+aiomysql (postgresql+asyncpg: see the drivers test)."""
+    url = any_project.backend.url
+    url = url.replace("sqlite://", "sqlite+aiosqlite://").replace("+pymysql", "+aiomysql")
+    if any_project.backend.name == "postgresql":
+        url = url.replace("+psycopg", "+asyncpg")
+    any_project.write_ini(db_url=url)
+    any_project.write_tests(
+        """
+        import pytest
+        from sqlalchemy import text
+
+        def test_sync(db_session, db_engine):
+            assert not db_engine.dialect.is_async
+            assert db_session.execute(text("SELECT 1")).scalar() == 1
+
+        @pytest.mark.asyncio
+        async def test_async(db_async_session, db_async_engine):
+            assert db_async_engine.dialect.is_async
+            assert (await db_async_session.execute(text("SELECT 1"))).scalar() == 1
+        """
+    )
+    result = any_project.run(*ASYNCIO)
+    result.assert_outcomes(passed=2)
