@@ -87,7 +87,8 @@ class AsyncTestTransaction:
             return
         try:
             self._transaction = await self._connection.begin()
-            await self._connection.run_sync(self._begin_on)
+            if self.run.support.sends_at_begin(change_log=self.run.has_change_log):
+                await self._connection.run_sync(self._begin_on)
         except BaseException:
             await self._connection.invalidate()
             await self._connection.close()

@@ -132,9 +132,13 @@ class DialectSupport:
 
     # -- one rolled-back test -----------------------------------------------------------------
 
+    def sends_at_begin(self, *, change_log: bool) -> bool:
+        """Whether begin_test sends anything (an async test then skips a greenlet switch)."""
+        return change_log and self.marks_transactions
+
     def begin_test(self, connection: Connection, *, change_log: bool) -> None:
         """Begin the test's transaction (already begun at the SQLAlchemy level)."""
-        if change_log and self.marks_transactions:
+        if self.sends_at_begin(change_log=change_log):
             connection.exec_driver_sql(
                 f"INSERT {self.ignore_keyword()} INTO {CHANGE_LOG} VALUES "
                 f"('{TRANSACTION_MARK}', {self.connection_id_sql()})"
