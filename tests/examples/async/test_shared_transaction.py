@@ -1,7 +1,7 @@
 """Sync and async fixtures in one test share one connection and one transaction."""
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from models import Post, User
 
@@ -51,3 +51,17 @@ async def test_everything_was_rolled_back(db_session, db_async_session):
 @pytest.mark.asyncio
 async def test_sync_connection_is_the_async_connections(db_connection, db_async_connection):
     assert db_connection is db_async_connection.sync_connection
+
+
+@pytest.mark.asyncio
+async def test_escape_a_commit_statement_through_the_shared_sync_session(
+    db_session, db_async_session
+):
+    db_session.add(User(name="escaped"))
+    db_session.flush()
+    db_session.execute(text("COMMIT"))
+
+
+@pytest.mark.asyncio
+async def test_clean_after_the_shared_escape(db_async_session):
+    assert await count(db_async_session) == 0
