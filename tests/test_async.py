@@ -64,6 +64,10 @@ def test_both_postgresql_async_drivers_are_rolled_back(
     postgresql_project.pytester.makepyfile(expected_driver=f"DRIVER = {expected!r}")
     result = postgresql_project.run(*asyncio_options("strict", "function"))
     result.assert_outcomes(passed=9)
+    if setting:
+        result.stdout.fnmatch_lines(
+            ["sessionmaker: *; async driver: asyncpg (from ini db_async_driver)"]
+        )
 
 
 def test_an_escaped_commit_is_an_error_of_the_async_test_that_made_it(
@@ -376,3 +380,19 @@ def test_a_url_naming_an_async_driver_serves_the_sync_fixtures_too(any_project: 
     )
     result = any_project.run(*ASYNCIO)
     result.assert_outcomes(passed=2)
+
+
+def test_the_command_line_async_driver_wins_over_the_ini_key(postgresql_project: Project) -> None:
+    postgresql_project.write_ini(db_async_driver="psycopg")
+    postgresql_project.copy_tests("async/test_drivers.py")
+    postgresql_project.pytester.makepyfile(expected_driver="DRIVER = 'asyncpg'")
+    result = postgresql_project.run(*ASYNCIO, "--db-async-driver", "asyncpg")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["sessionmaker: *; async driver: asyncpg (from --db-async-driver)"])
+
+
+def test_a_malformed_async_driver_is_a_usage_error(project: Project) -> None:
+    project.write_tests("def test_plain():\n    pass\n")
+    result = project.run(*ASYNCIO, "--db-async-driver", "asyncpg://x")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--db-async-driver = 'asyncpg://x' is not a driver name*"])
