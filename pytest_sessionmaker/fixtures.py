@@ -209,6 +209,7 @@ def open_database_run(
     application_sessionmakers: Sequence[SessionFactory],
 ) -> DatabaseRun:
     from pytest_sessionmaker.application import split_extensions, start_application
+    from pytest_sessionmaker.async_engines import sync_url
     from pytest_sessionmaker.databases import open_run
     from pytest_sessionmaker.rebind import is_async_factory, session_factory_problem
 
@@ -221,8 +222,6 @@ def open_database_run(
     # Async factories join async tests (async_rebind.py), the rest every test.
     async_factories = [f for f in factories if is_async_factory(f)]
     factories = [f for f in factories if not is_async_factory(f)]
-    from pytest_sessionmaker.async_engines import sync_url
-
     try:
         # A URL naming an async driver: the sync side uses the backend's sync driver.
         run = open_run(config, sync_url(url), engine_options, session_options)
