@@ -10,20 +10,23 @@ if TYPE_CHECKING:
 # The package that provides each driver SQLAlchemy names, and our extra that installs it.
 DRIVER_PACKAGES = {
     "psycopg": ("psycopg[binary]", None),
+    "psycopg_async": ("psycopg[binary]", None),
     "psycopg2": ("psycopg2-binary", None),
     "asyncpg": ("asyncpg", "async"),
     "pg8000": ("pg8000", None),
     "pymysql": ("pymysql", "mysql"),
     "mysqldb": ("mysqlclient", None),
     "aiomysql": ("aiomysql", "async"),
-    "asyncmy": ("asyncmy", "async"),
+    "asyncmy": ("asyncmy", None),
     "mariadbconnector": ("mariadb", None),
     "aiosqlite": ("aiosqlite", "async"),
 }
 URL_SETTINGS = "--db-url, $PYTEST_DB_URL or the db_url ini key"
 
 
-def driver_advice(url: URL, exc: BaseException) -> str:
+def driver_advice(
+    url: URL, exc: BaseException, instead: str = f"another URL with {URL_SETTINGS}"
+) -> str:
     """A missing driver: name the package (and the extra that installs it), or another URL."""
     driver = url.get_driver_name()
     package, extra = DRIVER_PACKAGES.get(driver, (driver, None))
@@ -38,8 +41,7 @@ def driver_advice(url: URL, exc: BaseException) -> str:
         )
     return (
         f"The database driver {driver!r} that the URL {url.drivername}:// names is not "
-        f"installed ({exc}). Install it: {install}, or choose another URL with "
-        f"{URL_SETTINGS}.{alternative}"
+        f"installed ({exc}). Install it: {install}, or choose {instead}.{alternative}"
     )
 
 

@@ -390,11 +390,16 @@ def sessions_for(config: pytest.Config) -> ApplicationSessions:
 
 def guard_application(config: pytest.Config) -> None:
     """At start-up, once the ini's objects are imported: guard them for the whole run."""
-    from pytest_sessionmaker.rebind import application
+    from pytest_sessionmaker.rebind import application, is_async_factory
 
     named = application(config)
     sessions = sessions_for(config)
-    sessions.add_factories(zip(named.labels, named.sessionmakers, strict=True))
+    sessions.add_factories(
+        (label, factory)
+        for label, factory in zip(named.labels, named.sessionmakers, strict=True)
+        # Async factories are bound per async test instead (async_rebind.py).
+        if not is_async_factory(factory)
+    )
     for label, engine in named.engines:
         sessions.add_engine(label, engine)
     sessions.watch_flask_sqlalchemy(named.extensions)

@@ -53,6 +53,9 @@ class Settings(NamedTuple):
     # Where db_schema came from ("--db-schema" or "ini db_schema"), for the header.
     schema_source: str = "ini db_schema"
     alembic: AlembicSettings | None = None
+    # The async driver for db_async_engine (None: chosen from the URL, see async_engines.py).
+    async_driver: str | None = None
+    async_driver_source: str | None = None
 
     def __repr__(self) -> str:
         """Without secrets: pytest prints it with --showlocals, and in some tracebacks."""
@@ -107,7 +110,21 @@ def add_options(parser: pytest.Parser) -> None:
         help="The Alembic config file for db_schema = alembic (as the db_alembic_config ini "
         "key). Default: alembic.ini in the rootdir.",
     )
+    group.addoption(
+        "--db-async-driver",
+        dest="db_async_driver",
+        default=None,
+        help="The async driver of db_async_engine (asyncpg, psycopg, aiosqlite, aiomysql, "
+        "asyncmy), as the db_async_driver ini key. Default: the URL's driver if it is async, "
+        "else psycopg for PostgreSQL, aiosqlite for SQLite, aiomysql for MariaDB/MySQL.",
+    )
     parser.addini("db_url", "SQLAlchemy URL of the test database server.", default=None)
+    parser.addini(
+        "db_async_driver",
+        "The async driver of db_async_engine (asyncpg, psycopg, aiosqlite, aiomysql, asyncmy); "
+        "default: chosen from db_url.",
+        default=None,
+    )
     parser.addini(
         "db_metadata",
         "MetaData objects or declarative bases (module:attr, space separated) whose tables "
@@ -331,6 +348,23 @@ def _alembic_settings(config: pytest.Config, database_mode: str) -> AlembicSetti
     )
 
 
+def _resolve_async_driver(config: pytest.Config) -> tuple[str | None, str | None]:
+    cli = config.getoption("db_async_driver")
+    if cli is not None:
+        value, source = str(cli).strip(), "--db-async-driver"
+    else:
+        ini = config.getini("db_async_driver")
+        if ini is None or not str(ini).strip():
+            return None, None
+        value, source = str(ini).strip(), "ini db_async_driver"
+    if not re.fullmatch(r"\w+", value):
+        raise pytest.UsageError(
+            f"{source} = {value!r} is not a driver name; give one such as asyncpg, psycopg, "
+            "aiosqlite, aiomysql or asyncmy."
+        )
+    return value, source
+
+
 def read_settings(config: pytest.Config) -> Settings:
     """Resolve and validate every setting; raise pytest.UsageError on bad input."""
     url, source = _resolve_url(config)
@@ -339,6 +373,7 @@ def read_settings(config: pytest.Config) -> Settings:
     reuse_cli = config.getoption("db_reuse")
     schema_mode, schema_source = _resolve_schema_mode(config)
     database_mode = _choice(config, "db_database", DATABASE_MODES)
+    async_driver, async_driver_source = _resolve_async_driver(config)
     return Settings(
         url=url,
         url_source=source,
@@ -355,6 +390,8 @@ def read_settings(config: pytest.Config) -> Settings:
         blocking=bool(config.getini("db_blocking")),
         schema_source=schema_source,
         alembic=_alembic_settings(config, database_mode) if schema_mode == "alembic" else None,
+        async_driver=async_driver,
+        async_driver_source=async_driver_source,
     )
 
 

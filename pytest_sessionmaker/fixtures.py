@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
 
     from pytest_sessionmaker.application import ApplicationSessions  # noqa: F401  (StashKey)
+    from pytest_sessionmaker.async_transaction import AsyncTestTransaction
     from pytest_sessionmaker.blocker import DatabaseBlocker
     from pytest_sessionmaker.rebind import SessionFactory
     from pytest_sessionmaker.run import DatabaseRun
@@ -67,15 +68,47 @@ DATABASE_FIXTURES = frozenset(
         TRANSACTION_FIXTURE,
     }
 )
+# On a test item: the test uses an async fixture of the plugin's (async_fixtures.py).
+ASYNC_ITEM_KEY = pytest.StashKey[bool]()
+# On a test item: its sync fixtures share the async fixtures' transaction (shared.py).
+SHARED_ITEM_KEY = pytest.StashKey[bool]()
+# The async fixtures; an async test's transaction begins in its own loop, not from the set-up
+# hook, so these do not make a test a (sync) database test.
+ASYNC_DATABASE_FIXTURES = frozenset(
+    {"db_async_connection", "db_async_sessionmaker", "db_async_session"}
+)
+ASYNC_TRANSACTION_FIXTURE = "_db_async_transaction"
+ASYNC_TRANSACTION_FIXTURES = frozenset(
+    {
+        ASYNC_TRANSACTION_FIXTURE,
+        "_db_async_transaction_function",
+        "_db_async_transaction_class",
+        "_db_async_transaction_module",
+        "_db_async_transaction_package",
+        "_db_async_transaction_session",
+        "_db_async_transaction_anyio",
+        "_db_async_keeper_class",
+        "_db_async_keeper_module",
+        "_db_async_keeper_package",
+        "_db_async_keeper_session",
+    }
+)
 # The plugin's own fixtures: their set-up commits nothing a baseline should take in.
-OWN_FIXTURES = DATABASE_FIXTURES | {
-    "db_url",
-    "db_engine_options",
-    "db_session_options",
-    "db_application_sessionmakers",
-    "db_application_engines",
-    "db_blocker",
-}
+OWN_FIXTURES = (
+    DATABASE_FIXTURES
+    | ASYNC_DATABASE_FIXTURES
+    | ASYNC_TRANSACTION_FIXTURES
+    | {
+        "db_async_engine",
+        "db_async_session_options",
+        "db_url",
+        "db_engine_options",
+        "db_session_options",
+        "db_application_sessionmakers",
+        "db_application_engines",
+        "db_blocker",
+    }
+)
 
 
 def fail_plainly(exc: SessionmakerError, config: pytest.Config) -> NoReturn:
@@ -176,8 +209,9 @@ def open_database_run(
     application_sessionmakers: Sequence[SessionFactory],
 ) -> DatabaseRun:
     from pytest_sessionmaker.application import split_extensions, start_application
+    from pytest_sessionmaker.async_engines import sync_url
     from pytest_sessionmaker.databases import open_run
-    from pytest_sessionmaker.rebind import session_factory_problem
+    from pytest_sessionmaker.rebind import is_async_factory, session_factory_problem
 
     config = request.config
     factories, extensions = split_extensions(application_sessionmakers)
@@ -185,10 +219,15 @@ def open_database_run(
         problem = session_factory_problem(factory)
         if problem is not None:
             pytest.fail(f"db_application_sessionmakers: {factory!r} {problem}.", pytrace=False)
+    # Async factories join async tests (async_rebind.py), the rest every test.
+    async_factories = [f for f in factories if is_async_factory(f)]
+    factories = [f for f in factories if not is_async_factory(f)]
     try:
-        run = open_run(config, url, engine_options, session_options)
+        # A URL naming an async driver: the sync side uses the backend's sync driver.
+        run = open_run(config, sync_url(url), engine_options, session_options)
     except SessionmakerError as exc:
         fail_plainly(exc, config)
+    run.given_url = url
     try:
         # Stops the run when an application engine points at another database.
         run.application = start_application(
@@ -204,6 +243,12 @@ def open_database_run(
         run.close()
         raise
     run.application_factories = tuple(factories)  # type: ignore[arg-type]
+    if async_factories:
+        try:
+            run.bind_async_factories(async_factories)
+        except SessionmakerError as exc:
+            run.close()
+            fail_plainly(exc, config)
     return run
 
 
@@ -331,6 +376,13 @@ def watch_fixture(fixturedef: pytest.FixtureDef[object], transaction: TestTransa
         transaction.look_after_fixtures = True
 
 
+def shared_transaction(request: pytest.FixtureRequest) -> AsyncTestTransaction:
+    """The async transaction a sync fixture of this test joins (shared.py)."""
+    from pytest_sessionmaker.async_fixtures import async_transaction_of
+
+    return async_transaction_of(request)
+
+
 @pytest.fixture(scope="session")
 def db_engine(request: pytest.FixtureRequest) -> Engine:
     """The run's engine: the one behind every test's connection. Disposed at the end."""
@@ -352,18 +404,24 @@ def db_connection(request: pytest.FixtureRequest) -> Connection:
     In a test marked ``db_commit`` it is a plain connection whose commits are real; the tables
     are restored afterwards.
     """
+    if request.node.stash.get(SHARED_ITEM_KEY, False):
+        return shared_transaction(request).connection.sync_connection  # type: ignore[return-value]
     return transaction_of(request).direct_connection()
 
 
 @pytest.fixture
 def db_sessionmaker(request: pytest.FixtureRequest) -> sessionmaker[Session]:
     """This test's sessionmaker, producing sessions bound to the test's connection."""
+    if request.node.stash.get(SHARED_ITEM_KEY, False):
+        return shared_transaction(request).sync_sessionmaker
     return transaction_of(request).sessionmaker
 
 
 @pytest.fixture
 def db_session(request: pytest.FixtureRequest) -> Session:
     """A session whose commits are savepoints of the test's transaction; closed afterwards."""
+    if request.node.stash.get(SHARED_ITEM_KEY, False):
+        return shared_transaction(request).sync_session()
     return transaction_of(request).session()
 
 
@@ -414,6 +472,31 @@ def db_session_dependency(request: pytest.FixtureRequest) -> Callable[[], Iterat
     return transaction_of(request).session_dependency
 
 
+def is_async_test(item: pytest.Item) -> bool:
+    """Run by pytest-asyncio or anyio (whose tests ask for anyio_backend)."""
+    names = getattr(item, "fixturenames", ())
+    return item.get_closest_marker("asyncio") is not None or "anyio_backend" in names
+
+
+def async_transaction_shared(
+    item: pytest.Item, names: list[str], limits_queries: bool
+) -> bool | None:
+    """For an async test in a rolled-back run: whether its sync fixtures of the plugin's
+    join its async transaction (shared.py): True with db_session, db_sessionmaker,
+    db_connection or db_engine, False with none of them. None when it needs a sync transaction
+    of its own: db_commit (both sides then commit for real), or other sync fixtures (db_rebind,
+    db_queries ...), which the async fixtures then refuse in a sentence."""
+    from pytest_sessionmaker.markers import COMMIT_MARKER
+    from pytest_sessionmaker.shared import SHARED_SYNC_FIXTURES
+
+    if limits_queries or item.get_closest_marker(COMMIT_MARKER) is not None:
+        return None
+    used = DATABASE_FIXTURES.intersection(names) - {"db_setup"}
+    if not used <= SHARED_SYNC_FIXTURES | {"db_engine"}:
+        return None
+    return bool(used)
+
+
 def mark_database_items(items: list[pytest.Item], config: pytest.Config) -> None:
     """Decide once, at collection, which tests use the database.
 
@@ -436,6 +519,19 @@ def mark_database_items(items: list[pytest.Item], config: pytest.Config) -> None
         if names is None:
             continue
         limits_queries = note_query_limit(item)
+        if not ASYNC_DATABASE_FIXTURES.isdisjoint(names) or (
+            "db_async_engine" in names and is_async_test(item)
+        ):
+            item.stash[ASYNC_ITEM_KEY] = True
+            if ASYNC_DATABASE_FIXTURES.isdisjoint(names):
+                # Its commits through db_async_engine are looked for like db_engine's.
+                names = item.fixturenames = [*names, ASYNC_TRANSACTION_FIXTURE]  # type: ignore[attr-defined]
+            shared = async_transaction_shared(item, names, limits_queries)
+            if shared is not None:
+                if shared:
+                    item.stash[SHARED_ITEM_KEY] = True
+                # The async transaction is the test's only one (db_rebind_autouse aside).
+                continue
         uses_database = (
             every_test
             or limits_queries

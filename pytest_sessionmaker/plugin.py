@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
+import inspect
 import sys
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_sessionmaker.async_fixtures import (
+    ANYIO_PLUGIN,
+    ASYNCIO_PLUGIN,
+    _db_async_transaction,
+    db_async_connection,
+    db_async_engine,
+    db_async_session,
+    db_async_session_options,
+    db_async_sessionmaker,
+)
 from pytest_sessionmaker.config import SETTINGS_KEY, add_options, read_settings
 from pytest_sessionmaker.fixtures import (
     APPLICATION_SESSIONS_KEY,
+    ASYNC_ITEM_KEY,
     BEGIN_FAILURE_KEY,
     DATABASE_ITEM_KEY,
     OWN_FIXTURES,
     RUN_KEY,
+    SHARED_ITEM_KEY,
     TRANSACTION_KEY,
     _db_transaction,
     begin_before_fixtures,
@@ -44,14 +57,21 @@ from pytest_sessionmaker.query_limits import (
 )
 
 if TYPE_CHECKING:
+    import asyncio
     from collections.abc import Generator
 
 __all__ = [
+    "_db_async_transaction",
     "_db_transaction",
     "db_application_engines",
     "db_application_sessionmakers",
     "db_assert_max_num_queries",
     "db_assert_num_queries",
+    "db_async_connection",
+    "db_async_engine",
+    "db_async_session",
+    "db_async_session_options",
+    "db_async_sessionmaker",
     "db_blocker",
     "db_connection",
     "db_engine",
@@ -76,6 +96,16 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", COMMIT_MARKER_HELP)
     config.addinivalue_line("markers", MAX_QUERIES_MARKER_HELP)
     settings = config.stash[SETTINGS_KEY] = read_settings(config)
+    # The async transaction's fixtures for the loops of pytest-asyncio and anyio, when loaded
+    # (by entry point, -p or pytest_plugins: the names differ).
+    if _loaded(config, "pytest_asyncio.plugin"):
+        from pytest_sessionmaker import asyncio_loops
+
+        config.pluginmanager.register(asyncio_loops, ASYNCIO_PLUGIN)
+    if _loaded(config, "anyio.pytest_plugin"):
+        from pytest_sessionmaker import anyio_loop
+
+        config.pluginmanager.register(anyio_loop, ANYIO_PLUGIN)
     if settings.url is not None:
         from pytest_sessionmaker.errors import knows_secrets, remember_secrets_in
 
@@ -97,6 +127,12 @@ def pytest_configure(config: pytest.Config) -> None:
         configure_throwaway_server(config)
         if config.pluginmanager.hasplugin("xdist"):
             config.pluginmanager.register(XdistHooks(), "sessionmaker-xdist")
+
+
+def _loaded(config: pytest.Config, module: str) -> bool:
+    return any(
+        getattr(plugin, "__name__", None) == module for plugin in config.pluginmanager.get_plugins()
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -135,6 +171,8 @@ def pytest_fixture_setup(
     application = request.config.stash.get(APPLICATION_SESSIONS_KEY, None)
     if fixturedef.scope == "function":
         item = request.node
+        if item.stash.get(SHARED_ITEM_KEY, False):
+            return (yield from shared_fixture_setup(fixturedef, request))
         if item.stash.get(DATABASE_ITEM_KEY, False):
             transaction = item.stash.get(TRANSACTION_KEY, None)
             if transaction is None and BEGIN_FAILURE_KEY not in item.stash:
@@ -142,7 +180,7 @@ def pytest_fixture_setup(
                 transaction = item.stash.get(TRANSACTION_KEY, None)
             if transaction is not None:
                 watch_fixture(fixturedef, transaction)
-        elif application is not None:
+        elif application is not None and not item.stash.get(ASYNC_ITEM_KEY, False):
             # A test using no database: the application's database is blocked from here to
             # the teardown of its last function-scoped fixture.
             application.enter_plain_test(item)
@@ -161,10 +199,49 @@ def pytest_fixture_setup(
     return result
 
 
+# On a shared test item: its fixtures that run in SQLAlchemy's greenlet (shared_fixture_setup).
+SHARED_USERS_KEY = pytest.StashKey[set[str]]()
+
+
+def shared_fixture_setup(
+    fixturedef: pytest.FixtureDef[object], request: pytest.FixtureRequest
+) -> Generator[None, object, object]:
+    """A test sharing one transaction between sync and async fixtures: its sync fixtures that
+    use db_session, db_sessionmaker or db_connection (directly or through other such fixtures)
+    run in SQLAlchemy's greenlet on the test's loop (shared.py)."""
+    from pytest_sessionmaker.shared import SHARED_SYNC_FIXTURES, fixture_in_loop
+
+    function = getattr(fixturedef, "func", None)
+    users = request.node.stash.setdefault(SHARED_USERS_KEY, set())
+    if (
+        function is None
+        or fixturedef.argname in OWN_FIXTURES
+        or inspect.iscoroutinefunction(function)
+        or inspect.isasyncgenfunction(function)
+        or not any(name in SHARED_SYNC_FIXTURES or name in users for name in fixturedef.argnames)
+    ):
+        return (yield)
+    users.add(fixturedef.argname)
+    from pytest_sessionmaker.async_fixtures import async_transaction_of
+
+    def loop_of_test() -> asyncio.AbstractEventLoop:
+        loop = async_transaction_of(request).loop
+        assert loop is not None
+        return loop
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fixturedef, "func", fixture_in_loop(function, loop_of_test))
+        return (yield)
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_call(item: pytest.Item) -> None:
     application = item.config.stash.get(APPLICATION_SESSIONS_KEY, None)
-    if application is not None and not item.stash.get(DATABASE_ITEM_KEY, False):
+    if (
+        application is not None
+        and not item.stash.get(DATABASE_ITEM_KEY, False)
+        and not item.stash.get(ASYNC_ITEM_KEY, False)
+    ):
         application.enter_plain_test(item)
 
 

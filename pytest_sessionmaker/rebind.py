@@ -15,7 +15,7 @@ touches the database does not pay for it.
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import pytest
 
@@ -73,13 +73,18 @@ def session_factory_problem(obj: object) -> str | None:
             "is a scoped_session whose session_factory is not a sessionmaker, so it cannot be "
             "configured; build it as scoped_session(sessionmaker(...))"
         )
-    # An application using async factories has imported the module itself; importing it here
-    # would fail without greenlet.
-    asyncio = sys.modules.get("sqlalchemy.ext.asyncio")
-    if asyncio is not None and isinstance(
-        obj, (asyncio.async_sessionmaker, asyncio.async_scoped_session)
-    ):
-        return f"is {_describe(obj)}; async session factories are not supported yet"
+    if is_async_factory(obj):
+        asyncio = sys.modules["sqlalchemy.ext.asyncio"]
+        if isinstance(obj, asyncio.async_sessionmaker) or isinstance(
+            obj.session_factory,  # type: ignore[attr-defined]
+            asyncio.async_sessionmaker,
+        ):
+            return None
+        return (
+            "is an async_scoped_session whose session_factory is not an async_sessionmaker, "
+            "so it cannot be configured; build it as async_scoped_session(async_sessionmaker("
+            "...), scopefunc=...)"
+        )
     if isinstance(obj, Engine):
         return (
             "is an Engine, not a sessionmaker or scoped_session; name the sessionmaker built on "
@@ -91,6 +96,16 @@ def session_factory_problem(obj: object) -> str | None:
             "application's sessionmaker(...) object"
         )
     return f"is {_describe(obj)}, not a sessionmaker or scoped_session"
+
+
+def is_async_factory(obj: object) -> bool:
+    """An async_sessionmaker or async_scoped_session (rebound by async_rebind.py)."""
+    # An application using async factories has imported the module itself; importing it here
+    # would cost sync runs the asyncio extension (and fail without greenlet).
+    asyncio = sys.modules.get("sqlalchemy.ext.asyncio")
+    return asyncio is not None and isinstance(
+        obj, (asyncio.async_sessionmaker, asyncio.async_scoped_session)
+    )
 
 
 def _import(path: str, key: str) -> object:
@@ -239,7 +254,8 @@ class bound_to:
         self.registries = [f for f in factories if isinstance(f, scoped_session)] if clear else []
         self.makers: list[sessionmaker[Any]] = []
         for factory in factories:
-            maker = factory.session_factory if isinstance(factory, scoped_session) else factory
+            # scoped_session and async_scoped_session configure their session_factory.
+            maker = cast("sessionmaker[Any]", getattr(factory, "session_factory", factory))
             if not any(maker is known for known in self.makers):
                 self.makers.append(maker)
         self.saved: list[dict[str, Any]] = []

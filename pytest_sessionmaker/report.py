@@ -31,4 +31,7 @@ def header_lines(settings: Settings) -> list[str]:
         schema = "none (no DDL)"
     if settings.schema_source != "ini db_schema":
         schema += f" (from {settings.schema_source})"
-    return [f"sessionmaker: {where}; database: {database}; schema: {schema}"]
+    line = f"sessionmaker: {where}; database: {database}; schema: {schema}"
+    if settings.async_driver is not None:
+        line += f"; async driver: {settings.async_driver} (from {settings.async_driver_source})"
+    return [line]

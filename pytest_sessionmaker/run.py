@@ -29,14 +29,16 @@ from pytest_sessionmaker.teardown import remove_run_objects
 from pytest_sessionmaker.transaction import TestTransaction
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Mapping, Sequence
 
     from sqlalchemy import URL, Connection, Engine
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
     from pytest_sessionmaker.application import ApplicationSessions
+    from pytest_sessionmaker.async_transaction import AsyncTestTransaction
     from pytest_sessionmaker.config import Settings
     from pytest_sessionmaker.markers import CommitOptions
-    from pytest_sessionmaker.rebind import SessionFactory
+    from pytest_sessionmaker.rebind import SessionFactory, bound_to
 
 REFUSED_SESSION_OPTIONS = {
     "bind": "the plugin binds sessions to the test's connection",
@@ -94,7 +96,13 @@ class DatabaseRun:
         # The application's factories and engines, guarded for the run (application.py).
         self.application: ApplicationSessions | None = None
         # The test now using the database in this process, if any.
-        self.active: TestTransaction | None = None
+        self.active: TestTransaction | AsyncTestTransaction | None = None
+        # The URL as the user gave it (an async driver it names serves db_async_engine).
+        self.given_url: URL = url
+        self._async_engine: AsyncEngine | None = None
+        # The application's async_sessionmaker / async_scoped_session objects (async_rebind.py).
+        self.async_application_factories: tuple[Any, ...] = ()
+        self._async_between_tests: bound_to | None = None
         # The connection kept between tests that leave nothing on it (see take_connection).
         self._idle: Connection | None = None
         self._commit_watch: CommitWatch | None = None
@@ -180,6 +188,12 @@ class DatabaseRun:
         finally:
             if self._keeper is not None:
                 self._keeper.close()
+            if self._async_between_tests is not None:
+                self._async_between_tests.__exit__(None, None, None)
+                self._async_between_tests = None
+            if self._async_engine is not None:
+                # No pool (async_engines.py): nothing is open; only its dialect state goes.
+                self._async_engine.sync_engine.dispose()
             self.engine.dispose()
             for callback in self._on_close:
                 callback()
@@ -212,12 +226,47 @@ class DatabaseRun:
         self.active = TestTransaction(self, commit)
         return self.active
 
-    def transaction_ended(self, transaction: TestTransaction) -> None:
+    def async_engine(self) -> AsyncEngine:
+        """db_async_engine, made when an async fixture is first used (async_engines.py)."""
+        if self._async_engine is None:
+            from pytest_sessionmaker.async_engines import create_test_async_engine
+
+            self._async_engine = create_test_async_engine(self, self.given_url)
+        return self._async_engine
+
+    def bind_async_factories(self, factories: Sequence[Any]) -> None:
+        """The application's async factories: bound to db_async_engine between tests."""
+        from pytest_sessionmaker.rebind import bound_to
+
+        self.async_application_factories = tuple(factories)
+        binding = bound_to(
+            factories,
+            self.async_engine(),  # type: ignore[arg-type]  # async factories configure alike
+            savepoints=False,
+            clear=False,
+        )
+        self._async_between_tests = binding.__enter__()
+
+    def enter_async_test(self, transaction: AsyncTestTransaction) -> None:
+        """An async test begins its rolled-back transaction (async_fixtures.py)."""
+        self.ensure_baseline()
+        if self.active is not None:
+            raise SessionmakerError(
+                "Two tests use the database at once in one process; pytest-sessionmaker "
+                "supports one test at a time per process (use pytest-xdist for parallel runs)."
+            )
+        self.active = transaction
+
+    def transaction_ended(self, transaction: TestTransaction | AsyncTestTransaction) -> None:
         if self.active is transaction:
             self.active = None
 
     def session_options(self, transaction: TestTransaction) -> dict[str, Any]:
         """Keywords for the test's sessionmaker and sessions (a fresh dict each time)."""
+        return {"join_transaction_mode": "create_savepoint", **self._session_options}
+
+    def session_options_for_async(self) -> dict[str, Any]:
+        """The same keywords, for an async test's sessions (a fresh dict each time)."""
         return {"join_transaction_mode": "create_savepoint", **self._session_options}
 
     def take_connection(self) -> Connection:

@@ -52,7 +52,18 @@ PRELOADED = (
 )
 # Alembic too, where installed: the minimum-versions job (.ci/min-versions) installs only the
 # runtime floors, and the migration tests it does not run are the only ones that need it.
-for _name in ("alembic.autogenerate", "alembic.command", "alembic.migration"):
+# The async side too (SQLAlchemy's asyncio extension and the async drivers inner runs load).
+_OPTIONAL = (
+    "alembic.autogenerate",
+    "alembic.command",
+    "alembic.migration",
+    "sqlalchemy.ext.asyncio",
+    "aiosqlite",
+    "asyncpg",
+    "aiomysql",
+    "pytest_asyncio",
+)
+for _name in _OPTIONAL:
     with contextlib.suppress(ImportError):
         importlib.import_module(_name)
 
@@ -119,6 +130,20 @@ def project(pytester: pytest.Pytester, backend: Backend) -> Iterator[Project]:
     pytester.makepyfile(models=MODELS)
     pytester.syspathinsert()
     project = Project(pytester, backend)
+    project.write_ini()
+    yield project
+
+
+@pytest.fixture
+def postgresql_project(
+    pytester: pytest.Pytester,
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Project]:
+    """A project on PostgreSQL alone, for what only PostgreSQL has (its two async drivers)."""
+    pytester.makepyfile(models=MODELS)
+    pytester.syspathinsert()
+    project = Project(pytester, _backend(request, "postgresql", tmp_path_factory))
     project.write_ini()
     yield project
 

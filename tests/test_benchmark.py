@@ -62,6 +62,25 @@ def test_per_test_gives_a_slope_and_a_set_up_per_round_for_each_strategy(
     assert rows["floor"]["x_floor"] in ([], [1.0], [1.0, 1.0])
 
 
+def test_per_test_async_rows_are_compared_with_the_async_floor(
+    postgresql_server: str, tmp_path: Path
+) -> None:
+    results = run_benchmark(
+        tmp_path,
+        "per-test",
+        *("--url", postgresql_server, "--rounds", "2", "--tables", "3", "--sizes", "2,4"),
+        *("--only", "async_floor", "async_recipe", "ours_async"),
+    )
+    rows = {row["key"]: row for row in results["per_test"]}
+    assert list(rows) == ["baseline", "async_floor", "async_recipe", "ours_async"]
+    for key, row in rows.items():
+        assert row["problem"] is None, key
+        assert numbers(row["per_test"], 2), key
+        assert numbers(row["x_floor"], len(row["x_floor"])), key
+    # Each async row's ratio is to the async floor, whose own ratio is 1.
+    assert rows["async_floor"]["x_floor"] in ([], [1.0], [1.0, 1.0])
+
+
 def test_first_test_times_every_row_and_its_excess_over_plain_pytest(
     postgresql_server: str, tmp_path: Path
 ) -> None:

@@ -130,7 +130,7 @@ def measure(settings: Settings, server: Server, workdir: Path) -> list[Slope]:
 
 
 def slope_row(item: Measured, measured: list[Measured]) -> Slope:
-    floor = next((m for m in measured if m.strategy.key == "floor"), None)
+    floor = next((m for m in measured if m.strategy.key == item.strategy.floor), None)
 
     def ratios(cpu: bool) -> list[float]:
         """Each round's slope over the floor's of the same round."""

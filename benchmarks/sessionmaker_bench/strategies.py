@@ -42,6 +42,8 @@ class Strategy:
     """It creates the URL's database itself, so the benchmark must not."""
     per_test: bool = True
     """Part of the per-test comparison (else only used by other measurements)."""
+    floor: str = "floor"
+    """The strategy its per-test cost is compared with (the async rows: the async floor)."""
 
     @property
     def directory(self) -> str:
@@ -49,6 +51,12 @@ class Strategy:
 
 
 OURS_INI = {"db_metadata": "models:Base"}
+ASYNC_PLUGINS = ("pytest_asyncio.plugin",)
+ASYNC_INI = {
+    "asyncio_mode": "auto",
+    "asyncio_default_fixture_loop_scope": "session",
+    "asyncio_default_test_loop_scope": "session",
+}
 
 STRATEGIES = (
     Strategy("baseline", "empty test (pytest alone)", None, body="empty", backends=ANY_BACKEND),
@@ -87,6 +95,35 @@ STRATEGIES = (
         plugins=("pytest_sessionmaker.plugin",),
         ini=OURS_INI,
         marker="db_commit",
+    ),
+    # Async tests, every one in the session-scoped event loop (the floor holds one connection
+    # in it for the run), run by pytest-asyncio in auto mode.
+    Strategy(
+        "async_floor",
+        "async ORM floor (BEGIN ... ROLLBACK)",
+        "async_floor_session",
+        plugins=ASYNC_PLUGINS,
+        ini=ASYNC_INI,
+        body="async_orm",
+        floor="async_floor",
+    ),
+    Strategy(
+        "async_recipe",
+        "SQLAlchemy's recipe, async, by hand",
+        "async_recipe_session",
+        plugins=ASYNC_PLUGINS,
+        ini=ASYNC_INI,
+        body="async_orm",
+        floor="async_floor",
+    ),
+    Strategy(
+        "ours_async",
+        "pytest-sessionmaker, async rollback",
+        "db_async_session",
+        plugins=(*ASYNC_PLUGINS, "pytest_sessionmaker.plugin"),
+        ini={**OURS_INI, **ASYNC_INI},
+        body="async_orm",
+        floor="async_floor",
     ),
     # Only for the time to the first test: pytest-postgresql starting its own server.
     Strategy(

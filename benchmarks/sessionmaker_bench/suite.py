@@ -30,16 +30,21 @@ def test_{index:04d}({fixture}):
     {fixture}.commit()
     assert {fixture}.scalar(select(func.count()).select_from(model)) == 1
 """,
+    "async_orm": """
+async def test_{index:04d}({fixture}):
+    model = MODELS[{index} % len(MODELS)]
+    {fixture}.add(model(name="row {index}", amount={index}))
+    await {fixture}.commit()
+    assert await {fixture}.scalar(select(func.count()).select_from(model)) == 1
+""",
     "empty": """
 def test_{index:04d}():
     pass
 """,
 }
 
-MODULE_HEADERS = {
-    "orm": "import pytest\nfrom sqlalchemy import func, select\n\nfrom models import MODELS\n",
-    "empty": "",
-}
+ORM_HEADER = "import pytest\nfrom sqlalchemy import func, select\n\nfrom models import MODELS\n"
+MODULE_HEADERS = {"orm": ORM_HEADER, "async_orm": ORM_HEADER, "empty": ""}
 
 
 def write_suite(directory: Path, strategy: Strategy, tests: int) -> Path:

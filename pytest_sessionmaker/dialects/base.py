@@ -116,6 +116,13 @@ class DialectSupport:
         possible: a connection event listener costs every statement)."""
         event.listen(engine, "checkout", _discard_dirty_connection)
 
+    def prepare_async_engine(self, engine: Engine) -> None:
+        """Install what rolled-back tests need on db_async_engine's sync engine.
+
+        That engine has no pool (async_engines.py), so no pool event is needed; a connection
+        kept for the next test of the same loop is judged by end_test, as the sync side's is.
+        """
+
     def reset_connection(self, dbapi_connection: DBAPIConnection) -> None:
         """Clear session state when a connection goes back to the pool (after its rollback)."""
 
@@ -125,9 +132,13 @@ class DialectSupport:
 
     # -- one rolled-back test -----------------------------------------------------------------
 
+    def sends_at_begin(self, *, change_log: bool) -> bool:
+        """Whether begin_test sends anything (an async test then skips a greenlet switch)."""
+        return change_log and self.marks_transactions
+
     def begin_test(self, connection: Connection, *, change_log: bool) -> None:
         """Begin the test's transaction (already begun at the SQLAlchemy level)."""
-        if change_log and self.marks_transactions:
+        if self.sends_at_begin(change_log=change_log):
             connection.exec_driver_sql(
                 f"INSERT {self.ignore_keyword()} INTO {CHANGE_LOG} VALUES "
                 f"('{TRANSACTION_MARK}', {self.connection_id_sql()})"

@@ -73,6 +73,9 @@ class MySQLSupport(DialectSupport):
         # hundred, and it is the only way to see SET and friends without a reset per test.
         event.listen(engine, "before_cursor_execute", _flag_state_statements)
 
+    def prepare_async_engine(self, engine: Engine) -> None:
+        event.listen(engine, "before_cursor_execute", _flag_state_statements)
+
     def left_autocommit(self, dbapi_connection: DBAPIConnection) -> bool:
         get_autocommit = getattr(dbapi_connection, "get_autocommit", None)
         return bool(get_autocommit()) if callable(get_autocommit) else False

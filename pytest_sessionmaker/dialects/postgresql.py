@@ -44,10 +44,12 @@ PREPARED = "ARRAY(SELECT name FROM pg_prepared_statements WHERE from_sql)"
 WRITTEN = f"ARRAY(SELECT DISTINCT table_name FROM {CHANGE_LOG} WHERE connection_id {{}} " + (
     "pg_backend_pid())"
 )
-END_TEST = f"SELECT pg_advisory_unlock_all(); SELECT json_build_array({PREPARED})::text"
+# One statement (the unlock in FROM runs once, before the checks): drivers that prepare every
+# statement (asyncpg) take it as it is.
+END_TEST = f"SELECT json_build_array({PREPARED})::text FROM (SELECT pg_advisory_unlock_all()) u"
 END_TEST_WITH_LOG = (
-    "SELECT pg_advisory_unlock_all(); "
-    f"SELECT json_build_array({PREPARED}, {WRITTEN.format('=')}, {WRITTEN.format('<>')})::text"
+    f"SELECT json_build_array({PREPARED}, {WRITTEN.format('=')}, {WRITTEN.format('<>')})::text "
+    "FROM (SELECT pg_advisory_unlock_all()) u"
 )
 
 # What a connection going back to the pool sheds: DISCARD ALL without its DEALLOCATE ALL, because
@@ -185,15 +187,23 @@ class PostgreSQLSupport(DialectSupport):
     def end_test(self, connection: Connection, *, change_log: bool) -> TestEnding:
         query = END_TEST_WITH_LOG if change_log else END_TEST
         dbapi_connection = connection.connection.dbapi_connection
-        pgconn = getattr(dbapi_connection, "pgconn", None)
-        if pgconn is None:  # psycopg2, pg8000: SQLAlchemy's rollback, then the checks
-            connection.rollback()
-            answer = connection.exec_driver_sql(query).scalar()
-            connection.rollback()
-        else:
+        # psycopg's own connection, or the one under SQLAlchemy's adapter of its async mode.
+        pgconn = getattr(dbapi_connection, "pgconn", None) or getattr(
+            getattr(dbapi_connection, "driver_connection", None), "pgconn", None
+        )
+        answer: object
+        if pgconn is not None:
             answer = self._end_in_one_round_trip(pgconn, query)
             # The server is idle now; psycopg reads the state from libpq, so SQLAlchemy's
             # rollback sends nothing.
+            connection.rollback()
+        elif connection.dialect.is_async:  # asyncpg
+            connection.rollback()
+            # In autocommit: in a transaction, asyncpg would send a BEGIN and a ROLLBACK too.
+            answer = self._query_raw(connection, query)
+        else:  # psycopg2, pg8000: SQLAlchemy's rollback, then the checks
+            connection.rollback()
+            answer = connection.exec_driver_sql(query).scalar()
             connection.rollback()
         prepared, *written = json.loads(str(answer))
         if prepared:
@@ -221,6 +231,24 @@ class PostgreSQLSupport(DialectSupport):
             message = (result.error_message or b"").decode(errors="replace").strip()
             raise DatabaseUnavailable(f"Ending the test's transaction failed: {message}")
         return bytes(value).decode()
+
+    @staticmethod
+    def _query_raw(connection: Connection, query: str) -> object:
+        """One parameterless query's first value, in autocommit on the driver's connection
+        (the connection is between transactions)."""
+        dbapi_connection = connection.connection.dbapi_connection
+        assert dbapi_connection is not None
+        dbapi_connection.autocommit = True
+        try:
+            cursor = dbapi_connection.cursor()
+            try:
+                cursor.execute(query)
+                row = cursor.fetchone()
+            finally:
+                cursor.close()
+        finally:
+            dbapi_connection.autocommit = False
+        return None if row is None else row[0]
 
     @staticmethod
     def _execute_raw(connection: Connection, statement: str) -> None:

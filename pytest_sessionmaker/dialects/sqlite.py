@@ -71,6 +71,12 @@ class SQLiteSupport(DialectSupport):
         if engine.dialect.driver == "pysqlite":
             fix_pysqlite_transactions(engine)
 
+    def prepare_async_engine(self, engine: Engine) -> None:
+        event.listen(engine, "before_cursor_execute", _flag_state_statements)
+        # aiosqlite wraps pysqlite, and its transaction handling with it.
+        if engine.dialect.driver == "aiosqlite":
+            fix_pysqlite_transactions(engine)
+
     def _on_reset(
         self, dbapi_connection: DBAPIConnection, record: ConnectionPoolEntry, state: PoolResetState
     ) -> None:
