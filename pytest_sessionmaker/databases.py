@@ -423,7 +423,7 @@ class SQLiteTestDatabase:
         self.template_problem: str | None = None
 
     def use_templates(self, key: TemplateKey, build: Callable[[URL], str]) -> None:
-        self.templates = SQLiteTemplates(self.original.parent, key, build)
+        self.templates = SQLiteTemplates(self.server_url, key, build)
 
     @property
     def template_use(self) -> TemplateUse | None:

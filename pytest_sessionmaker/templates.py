@@ -87,8 +87,14 @@ def template_key(
 ) -> TemplateKey | None:
     """The key of the template for this run's schema, or None when the run builds no schema
     (db_schema = none) or its schema cannot be known before the database exists."""
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        dialect = url.get_dialect()()
+    except (ArgumentError, ImportError):
+        return None  # the engine's creation says what is wrong, in one sentence
     if settings.schema_mode == "create" and settings.metadata_paths:
-        schema = create_schema_digest(settings.metadata_paths, url.get_dialect()())
+        schema = create_schema_digest(settings.metadata_paths, dialect)
     elif settings.schema_mode == "alembic" and settings.alembic is not None:
         schema = alembic_digest(settings, url)
     else:
@@ -324,7 +330,9 @@ class SQLiteTemplates:
     building the same template twice.
     """
 
-    def __init__(self, directory: Path, key: TemplateKey, build: Callable[[URL], str]) -> None:
+    def __init__(self, url: URL, key: TemplateKey, build: Callable[[URL], str]) -> None:
+        self.url = url
+        directory = Path(str(url.database)).parent
         self.directory = directory
         self.key = key
         self.build = build
@@ -384,14 +392,12 @@ class SQLiteTemplates:
         return record
 
     def _build_aside(self, aside: Path) -> dict[str, Any]:
-        from sqlalchemy import URL
-
         from pytest_sessionmaker.databases import SQLiteTestDatabase
 
         SQLiteTestDatabase.write_marked_file(aside)
         # Created before the build, so that the fingerprint covers it as the copies hold it.
         self._write_record(aside, None)
-        fingerprint = self.build(URL.create("sqlite", database=str(aside)))
+        fingerprint = self.build(self.url.set(database=str(aside)))
         record = {
             "base": self.key.base,
             "key": self.key.digest,
