@@ -1,13 +1,15 @@
 """Template test databases: the schema and the change log built once per schema, copied per run.
 
-Creating 32 tables and installing their change-log triggers costs about a second on every run;
-copying a database that already holds them costs one CREATE DATABASE ... TEMPLATE on PostgreSQL
-(a file copy on SQLite). So the first run with a given schema builds it into a template database
+Creating 32 tables and installing their change-log triggers cost every run about half a second
+here (the benchmark's first-test mode: 32 tables against one); copying a database that already
+holds them costs one CREATE DATABASE ... TEMPLATE on PostgreSQL (a file copy on SQLite), whatever
+the schema's size. So the first run with a given schema builds it into a template database
 of the plugin's, and every run and xdist worker after it creates its test database as a copy.
 
 A template is named ``pytest_sessionmaker_template_<key>``, where the key is a digest of what
 the schema is built from (the DDL of db_metadata, or the Alembic version files, env.py and the
-target), the URL's database and user, the engine options and the plugin's version. It carries
+target), the URL's database, user and driver, the engine options and the plugin's modules that
+write the change log. It carries
 the plugin's template mark, which also records the digest of the schema and of the plugin's
 objects it held when it was built; a copy that does not match it (a table dropped from the
 template, say) is dropped and the template built again, so a damaged template never gives a
