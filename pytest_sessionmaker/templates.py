@@ -324,8 +324,16 @@ class PostgreSQLTemplates:
                 self.support.unlock(admin, lock)
 
 
+def sqlite_template_directory() -> Path:
+    """Where SQLite templates live: the user's cache directory (beside the throwaway server's
+    cluster template), not the project's folder, where they would show up in ``git status``."""
+    from pytest_sessionmaker.cluster_template import cache_root
+
+    return cache_root() / "sqlite-templates"
+
+
 class SQLiteTemplates:
-    """Template files beside the test database: ``pytest_sessionmaker_template_<key>.db``.
+    """Template files ``pytest_sessionmaker_template_<key>.db`` in the user's cache directory.
 
     A template is written under a name of its own and renamed into place when complete, so an
     existing template file is always a whole one; a file lock keeps concurrent runs from
@@ -334,7 +342,7 @@ class SQLiteTemplates:
 
     def __init__(self, url: URL, key: TemplateKey, build: Callable[[URL], str]) -> None:
         self.url = url
-        directory = Path(str(url.database)).parent
+        directory = sqlite_template_directory()
         self.directory = directory
         self.key = key
         self.build = build
@@ -344,6 +352,13 @@ class SQLiteTemplates:
     def create_copy(self, destination: Path) -> None:
         """Write a copy of the template to ``destination`` (building the template if need be);
         raise TemplateUnusable when it cannot be had."""
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self._create_copy(destination)
+        except OSError as exc:  # a cache directory that cannot be written, say
+            raise TemplateUnusable(f"{self.directory}: {exc}") from exc
+
+    def _create_copy(self, destination: Path) -> None:
         record = read_sqlite_record(self.path)
         if record is None:
             from filelock import FileLock
@@ -364,7 +379,7 @@ class SQLiteTemplates:
             raise TemplateUnusable(f"{self.path} is not this schema's template")
         try:
             shutil.copyfile(self.path, destination)
-        except OSError as exc:  # pruned meanwhile by a run of another schema
+        except OSError as exc:  # pruned meanwhile (or removed by hand)
             raise TemplateUnusable(f"copying {self.path} failed: {exc}") from exc
         self.use.fingerprint = str(record["fingerprint"])
         self.use.copied = True

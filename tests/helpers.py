@@ -67,14 +67,18 @@ class Backend:
         """The plugin's template databases (SQLite: files) made for this backend's URL, by name,
         with the base name their mark records; any database named like a template is listed
         ("" as its base when it carries no template mark)."""
-        from pytest_sessionmaker.templates import TEMPLATE_PREFIX, parse_mark, read_sqlite_record
+        from pytest_sessionmaker.templates import (
+            TEMPLATE_PREFIX,
+            parse_mark,
+            read_sqlite_record,
+            sqlite_template_directory,
+        )
 
         parsed = make_url(self.url)
         stem = Path(str(parsed.database)).stem
         found: dict[str, str] = {}
         if self.name == "sqlite":
-            folder = Path(str(parsed.database)).parent
-            for path in folder.glob(f"{TEMPLATE_PREFIX}*.db"):
+            for path in sqlite_template_directory().glob(f"{TEMPLATE_PREFIX}*.db"):
                 record = read_sqlite_record(path)
                 found[path.stem] = str(record.get("base", "")) if record else ""
         elif self.name == "postgresql":
@@ -102,8 +106,9 @@ class Backend:
             if self.name == "postgresql":
                 self.admin_execute(f"DROP DATABASE IF EXISTS {name}")
             elif self.name == "sqlite":
-                folder = Path(str(make_url(self.url).database)).parent
-                (folder / f"{name}.db").unlink(missing_ok=True)
+                from pytest_sessionmaker.templates import sqlite_template_directory
+
+                (sqlite_template_directory() / f"{name}.db").unlink(missing_ok=True)
 
     def wait_until_unused(self) -> None:
         """Wait until no session is connected to the test databases any more.

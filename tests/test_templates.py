@@ -16,6 +16,7 @@ from sqlalchemy import create_engine, make_url
 from sqlalchemy.pool import NullPool
 
 from helpers import MODELS, Backend, Project
+from pytest_sessionmaker.templates import sqlite_template_directory
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -70,9 +71,8 @@ def ours(backend: Backend) -> list[str]:
 def template_url(backend: Backend, name: str) -> str:
     url = make_url(backend.url)
     if backend.name == "sqlite":
-        return url.set(
-            database=str(Path(str(url.database)).with_name(f"{name}.db"))
-        ).render_as_string(hide_password=False)
+        path = sqlite_template_directory() / f"{name}.db"
+        return url.set(database=str(path)).render_as_string(hide_password=False)
     return url.set(database=name).render_as_string(hide_password=False)
 
 
@@ -108,8 +108,9 @@ def test_a_schema_change_builds_a_new_template_and_the_oldest_are_pruned(
 ) -> None:
     backend = templated.backend
     foreign = "pytest_sessionmaker_template_not_the_plugins"
-    folder = Path(str(make_url(backend.url).database)).parent
+    folder = sqlite_template_directory()
     if backend.name == "sqlite":
+        folder.mkdir(parents=True, exist_ok=True)
         (folder / f"{foreign}.db").write_bytes(b"somebody's file")
     else:
         backend.admin_execute(f"CREATE DATABASE {foreign}")
