@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import time
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,12 +43,23 @@ from pytest_sessionmaker.errors import (
 )
 from pytest_sessionmaker.errors import warn_plainly as warn
 from pytest_sessionmaker.run import DatabaseRun
+from pytest_sessionmaker.templates import (
+    PostgreSQLTemplates,
+    SQLiteTemplates,
+    TemplateKey,
+    TemplateMismatch,
+    TemplateUnusable,
+    TemplateUse,
+    template_key,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
     import pytest
     from sqlalchemy import URL, Connection
+
+    from pytest_sessionmaker.config import Settings
 
 # The table that marks a SQLite test database as the plugin's.
 OWNER_TABLE = "pytest_sessionmaker_database"
@@ -78,21 +90,90 @@ def open_run(
         return given
     worker = getattr(config, "workerinput", {}).get("workerid")
     keep = settings.reuse_database
-    database = claim_test_database(url, worker, reuse=keep and not settings.recreate_database)
+    started = time.perf_counter()
+    template = None
+    if templates_pay(config, url):
+        template = template_for(settings, url, engine_options, session_options)
+    database = claim_test_database(
+        url, worker, reuse=keep and not settings.recreate_database, template=template
+    )
+    creation = time.perf_counter() - started
     run: DatabaseRun | None = None
     try:
-        run = DatabaseRun(
-            settings, database.url, engine_options, session_options, owns_database=True
-        )
+        for attempt in ("copy", "new template", "no template"):
+            run = DatabaseRun(
+                settings, database.url, engine_options, session_options, owns_database=True
+            )
+            run.template = database.template_use
+            run.recreate_database = database.recreate
+            try:
+                run.prepare()
+            except TemplateMismatch:
+                # A damaged template (a table dropped from it, say): never a wrong schema.
+                run.abandon()
+                run = None
+                started = time.perf_counter()
+                if attempt == "copy":
+                    database.recreate_from_new_template()
+                else:
+                    database.recreate_without_template()
+                creation += time.perf_counter() - started
+                continue
+            break
+        assert run is not None
+        run.costs.creation = creation
+        run.costs.template_problem = database.template_problem
         run.on_close(lambda: database.release(drop=not keep))
-        run.recreate_database = database.recreate
-        run.prepare()
     except BaseException:
         if run is not None:
             run.abandon()
         database.release(drop=True)
         raise
     return run
+
+
+def templates_pay(config: pytest.Config, url: URL) -> bool:
+    """Whether building a template database pays: on a server that outlives the run (or for
+    several xdist workers), where the next run or worker copies it; never for a database that
+    is kept (--db-reuse) or on MySQL/MariaDB, which has no templates.
+
+    On the throwaway server (no URL given) a single process would build a template and copy it
+    once, before the server and the template are thrown away: more work than building the
+    database directly.
+    """
+    settings = config.stash[SETTINGS_KEY]
+    if settings.reuse_database or url.get_backend_name() not in ("postgresql", "sqlite"):
+        return False
+    if url.get_backend_name() == "sqlite" and url.query.get("uri"):
+        return False
+    if settings.url is None:
+        return getattr(config, "workerinput", None) is not None
+    return True
+
+
+def template_for(
+    settings: Settings,
+    url: URL,
+    engine_options: Mapping[str, Any],
+    session_options: Mapping[str, Any],
+) -> tuple[TemplateKey, Callable[[URL], str]] | None:
+    """The run's template key and how to build its template, or None without a schema."""
+    base = Path(str(url.database)).stem if url.get_backend_name() == "sqlite" else None
+    key = template_key(settings, url, engine_options, base or url.database or "postgres")
+    if key is None:
+        return None
+
+    def build(template_url: URL) -> str:
+        builder = DatabaseRun(
+            settings, template_url, engine_options, session_options, owns_database=True
+        )
+        try:
+            builder.prepare()
+            return builder.make_template()
+        finally:
+            builder.abandon()
+
+    return key, build
 
 
 def test_database_names(base: str, worker: str | None) -> list[str]:
@@ -131,6 +212,18 @@ class ServerTestDatabase:
         self.name = ""
         self.mark = new_mark()
         self._lock: Connection | None = None
+        self.templates: PostgreSQLTemplates | None = None
+        self.template_problem: str | None = None
+
+    def use_templates(self, key: TemplateKey, build: Callable[[URL], str]) -> None:
+        from pytest_sessionmaker.dialects.postgresql import PostgreSQLSupport
+
+        if isinstance(self.support, PostgreSQLSupport):
+            self.templates = PostgreSQLTemplates(self.support, self.server_url, key, build)
+
+    @property
+    def template_use(self) -> TemplateUse | None:
+        return self.templates.use if self.templates is not None else None
 
     def _connect_lock(self) -> Connection:
         """The connection that holds the lock and runs CREATE and DROP DATABASE."""
@@ -164,6 +257,13 @@ class ServerTestDatabase:
         return connect_error_message(self.server_url, exc)
 
     def _create(self, admin: Connection, name: str) -> None:
+        if self.templates is not None:
+            try:
+                self.templates.create_copy(admin, name, self.mark)
+                return
+            except TemplateUnusable as exc:
+                self.template_problem = str(exc)
+                self.templates = None
         try:
             self.support.create_marked_database(admin, name, self.mark)
         except DBAPIError as exc:
@@ -238,6 +338,19 @@ class ServerTestDatabase:
         self.support.drop_database(self._lock, self.name)
         self._create(self._lock, self.name)
 
+    def recreate_from_new_template(self) -> None:
+        """The copy did not match its template: drop both, build the template again."""
+        assert self._lock is not None
+        assert self.templates is not None
+        self.support.drop_own_database(self._lock, self.name)
+        self.templates.discard(self._lock)
+        self.templates.use = TemplateUse(self.templates.key)
+        self._create(self._lock, self.name)
+
+    def recreate_without_template(self) -> None:
+        self.templates = None
+        self.recreate()
+
     def release(self, drop: bool) -> None:
         if self._lock is None:
             return
@@ -306,6 +419,15 @@ class SQLiteTestDatabase:
         self.worker = worker
         self.url = url
         self._lock: Any = None
+        self.templates: SQLiteTemplates | None = None
+        self.template_problem: str | None = None
+
+    def use_templates(self, key: TemplateKey, build: Callable[[URL], str]) -> None:
+        self.templates = SQLiteTemplates(self.server_url, key, build)
+
+    @property
+    def template_use(self) -> TemplateUse | None:
+        return self.templates.use if self.templates is not None else None
 
     def claim(self, reuse: bool) -> None:
         from filelock import FileLock, Timeout
@@ -337,7 +459,7 @@ class SQLiteTestDatabase:
                 f"pytest-sessionmaker, so it will not be touched. Move it away, or {OPT_OUT}."
             )
         if path.exists() and not reuse:
-            self._delete(path)
+            self.delete_file(path)
         if not path.exists():
             self._create(path)
 
@@ -358,40 +480,71 @@ class SQLiteTestDatabase:
         finally:
             connection.close()
 
+    def _create(self, path: Path) -> None:
+        """Write the marked file aside (a copy of the template, if there is one), then rename
+        it: the name only ever holds a marked database. The aside name is derived from the
+        final one and used only under its lock, so a leftover of an interrupted creation is
+        simply replaced."""
+        template = self.templates
+        if template is not None:
+            try:
+                self._write_aside_and_rename(path, template)
+                return
+            except TemplateUnusable as exc:
+                self.template_problem = str(exc)
+                self.templates = None
+        self._write_aside_and_rename(path, None)
+
     @staticmethod
-    def _create(path: Path) -> None:
-        """Write the marked file aside, then rename it: the name only ever holds a marked
-        database. The aside name is derived from the final one and used only under its lock,
-        so a leftover of an interrupted creation is simply replaced."""
+    def _write_aside_and_rename(path: Path, template: SQLiteTemplates | None) -> None:
+        aside = path.with_name(path.name + ".creating")
+        SQLiteTestDatabase.delete_file(aside)
+        if template is None:
+            SQLiteTestDatabase.write_marked_file(aside)
+        else:
+            template.create_copy(aside)
+        os.replace(aside, path)
+
+    @staticmethod
+    def write_marked_file(path: Path) -> None:
+        """A new SQLite database holding the plugin's mark."""
         import sqlite3
 
-        aside = path.with_name(path.name + ".creating")
-        SQLiteTestDatabase._delete(aside)
-        connection = sqlite3.connect(aside)
+        connection = sqlite3.connect(path)
         try:
             connection.execute(f"CREATE TABLE {OWNER_TABLE} (created_by VARCHAR(40) PRIMARY KEY)")
             connection.execute(f"INSERT INTO {OWNER_TABLE} VALUES ('pytest-sessionmaker')")
             connection.commit()
         finally:
             connection.close()
-        os.replace(aside, path)
 
     @staticmethod
-    def _delete(path: Path) -> None:
+    def delete_file(path: Path) -> None:
         for leftover in (path, Path(f"{path}-journal"), Path(f"{path}-wal"), Path(f"{path}-shm")):
             leftover.unlink(missing_ok=True)
 
     def recreate(self) -> None:
         """Delete the claimed file and create it again, keeping the lock beside it."""
-        self._delete(self.path)
+        self.delete_file(self.path)
         self._create(self.path)
+
+    def recreate_from_new_template(self) -> None:
+        """The copy did not match its template: drop both, build the template again."""
+        assert self.templates is not None
+        self.templates.discard()
+        self.templates.use = TemplateUse(self.templates.key)
+        self.recreate()
+
+    def recreate_without_template(self) -> None:
+        self.templates = None
+        self.recreate()
 
     def release(self, drop: bool) -> None:
         if self._lock is None:
             return
         try:
             if drop:
-                self._delete(self.path)
+                self.delete_file(self.path)
         finally:
             self._lock.release()
             Path(self._lock.lock_file).unlink(missing_ok=True)
@@ -411,7 +564,11 @@ def refuse_missing_directory(database: Path) -> None:
 
 
 def claim_test_database(
-    url: URL, worker: str | None, *, reuse: bool
+    url: URL,
+    worker: str | None,
+    *,
+    reuse: bool,
+    template: tuple[TemplateKey, Callable[[URL], str]] | None = None,
 ) -> ServerTestDatabase | SQLiteTestDatabase:
     database: ServerTestDatabase | SQLiteTestDatabase
     if url.get_backend_name() == "sqlite":
@@ -423,5 +580,7 @@ def claim_test_database(
             f"pytest-sessionmaker cannot create test databases on {url.get_backend_name()}; "
             f"{OPT_OUT}."
         )
+    if template is not None:
+        database.use_templates(*template)
     database.claim(reuse)
     return database

@@ -36,6 +36,10 @@ APPLICATION_SESSIONS_KEY = pytest.StashKey["ApplicationSessions"]()
 BLOCKER_KEY = pytest.StashKey["DatabaseBlocker"]()
 # The run whose db_application_engines were checked.
 ENGINES_CHECKED_KEY = pytest.StashKey["DatabaseRun"]()
+# The throwaway server's start as this process waited for it, and the run's one-time costs
+# (shown with -v at the end of the run; xdist workers send theirs to the controller).
+SERVER_START_KEY = pytest.StashKey[float]()
+COSTS_KEY = pytest.StashKey[list[str]]()
 
 TRANSACTION_FIXTURE = "_db_transaction"
 # Function-scoped fixtures of the plugin (each begins the test's transaction if need be).
@@ -135,10 +139,15 @@ def db_url(pytestconfig: pytest.Config) -> URL:
     url = pytestconfig.stash[SETTINGS_KEY].parsed_url()
     if url is not None:
         return url
+    import time
+
     from pytest_sessionmaker.server import throwaway_postgresql_url
 
     try:
-        return throwaway_postgresql_url(pytestconfig)
+        started = time.perf_counter()
+        url = throwaway_postgresql_url(pytestconfig)
+        pytestconfig.stash[SERVER_START_KEY] = time.perf_counter() - started
+        return url
     except SessionmakerError as exc:
         report_run_failure(pytestconfig)
         fail_plainly(exc, pytestconfig)
@@ -190,6 +199,8 @@ def db_setup(
         report_run_failure(pytestconfig)
         raise
     pytestconfig.stash[RUN_KEY] = run
+    run.costs.server = pytestconfig.stash.get(SERVER_START_KEY, None)
+    pytestconfig.stash.setdefault(COSTS_KEY, []).append(run.costs.line())
     try:
         yield run
     finally:

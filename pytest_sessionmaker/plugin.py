@@ -23,6 +23,7 @@ from pytest_sessionmaker.fixtures import (
     APPLICATION_SESSIONS_KEY,
     ASYNC_ITEM_KEY,
     BEGIN_FAILURE_KEY,
+    COSTS_KEY,
     DATABASE_ITEM_KEY,
     OWN_FIXTURES,
     RUN_KEY,
@@ -125,8 +126,8 @@ def pytest_configure(config: pytest.Config) -> None:
         from pytest_sessionmaker.server import configure_throwaway_server
 
         configure_throwaway_server(config)
-        if config.pluginmanager.hasplugin("xdist"):
-            config.pluginmanager.register(XdistHooks(), "sessionmaker-xdist")
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(XdistHooks(), "sessionmaker-xdist")
 
 
 def _loaded(config: pytest.Config, module: str) -> bool:
@@ -265,6 +266,18 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 def pytest_sessionfinish(session: pytest.Session) -> None:
     # First, so that other hooks of the session's end see the application as it was made.
     _release_application(session.config)
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput[COSTS_OUTPUT] = session.config.stash.get(COSTS_KEY, [])
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """With -v, one line per process that opened a database: where its first test's wait went."""
+    config = terminalreporter.config
+    if config.get_verbosity() < 1:
+        return
+    for line in config.stash.get(COSTS_KEY, []):
+        terminalreporter.write_line(line)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -290,3 +303,12 @@ class XdistHooks:
         from pytest_sessionmaker.server import hand_to_worker
 
         hand_to_worker(node.config, node.workerinput)
+
+    def pytest_testnodedown(self, node: Any, error: object) -> None:
+        """A worker's one-time costs, shown by the controller (see pytest_terminal_summary)."""
+        lines = getattr(node, "workeroutput", {}).get(COSTS_OUTPUT, [])
+        worker = node.workerinput.get("workerid", "?")
+        node.config.stash.setdefault(COSTS_KEY, []).extend(f"[{worker}] {x}" for x in lines)
+
+
+COSTS_OUTPUT = "pytest_sessionmaker_costs"

@@ -126,6 +126,13 @@ class TableRestorer:
         self.install_triggers()
         self.checkpoint(every_table=existing_rows)
 
+    def adopt(self, *, existing_rows: bool = False) -> None:
+        """The change log and triggers exist already (a copy of a template database): take
+        the first baseline, as install does after creating them."""
+        with self.engine.connect() as connection:
+            self.ddl_logged = self.support.ddl_watched(connection)
+        self.checkpoint(every_table=existing_rows)
+
     def install_triggers(self) -> None:
         with self.engine.begin() as connection:
             self.support.install_change_log(connection, self.tables)

@@ -8,6 +8,7 @@ baseline after a test that committed.
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event
@@ -23,6 +24,7 @@ from pytest_sessionmaker.errors import (
     connect_error_message,
 )
 from pytest_sessionmaker.reflection import refuse_empty_test_database
+from pytest_sessionmaker.report import OneTimeCosts
 from pytest_sessionmaker.restore import RestoreFailed, SchemaChanged, TableRestorer
 from pytest_sessionmaker.schema import Schema, load_metadata
 from pytest_sessionmaker.teardown import remove_run_objects
@@ -39,6 +41,7 @@ if TYPE_CHECKING:
     from pytest_sessionmaker.config import Settings
     from pytest_sessionmaker.markers import CommitOptions
     from pytest_sessionmaker.rebind import SessionFactory, bound_to
+    from pytest_sessionmaker.templates import TemplateUse
 
 REFUSED_SESSION_OPTIONS = {
     "bind": "the plugin binds sessions to the test's connection",
@@ -112,6 +115,9 @@ class DatabaseRun:
         self._on_close: list[Callable[[], None]] = []
         # Drops and creates the test database again (set when the run owns it).
         self.recreate_database: Callable[[], None] | None = None
+        # The template the database was copied from (tables and change log included).
+        self.template: TemplateUse | None = None
+        self.costs = OneTimeCosts()
 
     @property
     def has_change_log(self) -> bool:
@@ -132,6 +138,11 @@ class DatabaseRun:
         with connection:
             self.support.check_server(connection)
         self._keeper = keep_memory_database_alive(self.engine)
+        self.costs.template = self.template
+        if self.template is not None and self.template.copied:
+            self._prepare_from_template(self.template)
+            return
+        started = time.perf_counter()
         if self.settings.schema_mode == "alembic":
             self._prepare_migrated_tables()
         elif self.settings.schema_mode == "none" and self.owns_database:
@@ -143,6 +154,8 @@ class DatabaseRun:
                 self.reused_schema = self.schema.create(
                     self.engine, reuse=self.settings.reuse_database
                 )
+            self.costs.schema = time.perf_counter() - started
+            started = time.perf_counter()
             owns_tables = self.settings.schema_mode == "create" or self.owns_database
             if owns_tables and self.support.has_change_log:
                 self.restorer = TableRestorer(
@@ -152,6 +165,7 @@ class DatabaseRun:
                     every_sequence=self.owns_database,
                 )
                 self.restorer.install()
+            self.costs.change_log = time.perf_counter() - started
         if self.restorer is None:
             # Without a change log, only commits made through db_engine's connections are
             # seen: a listener is the one way left, and its cost is that mode's price.
@@ -162,12 +176,54 @@ class DatabaseRun:
         a data migration inserted are the baseline."""
         from pytest_sessionmaker.migrations import migrate
 
+        started = time.perf_counter()
         tables = migrate(self)
+        self.costs.schema = time.perf_counter() - started
+        started = time.perf_counter()
         if self.support.has_change_log:
             self.restorer = TableRestorer(
                 self.engine, self.support, tables, every_sequence=self.owns_database
             )
             self.restorer.install(existing_rows=True)
+        self.costs.change_log = time.perf_counter() - started
+
+    def _prepare_from_template(self, template: TemplateUse) -> None:
+        """The database is a copy of a template that holds the tables and the change log:
+        check that it holds what the template held when it was built (raise TemplateMismatch
+        otherwise), then take the baseline as a fresh database's."""
+        from pytest_sessionmaker.templates import TemplateMismatch, database_fingerprint
+
+        started = time.perf_counter()
+        if database_fingerprint(self) != template.fingerprint:
+            raise TemplateMismatch(f"the copy of {template.key.name} differs from the template")
+        if self.settings.schema_mode == "alembic":
+            from pytest_sessionmaker.reflection import reflect_tables
+
+            with self.engine.connect() as connection:
+                tables = reflect_tables(connection).tables
+        else:
+            self.schema = Schema(load_metadata(self.settings.metadata_paths))
+            self.schema.created = list(self.schema.tables)
+            tables = self.schema.tables
+        self.restorer = TableRestorer(
+            self.engine, self.support, tables, every_sequence=self.owns_database
+        )
+        self.restorer.adopt(existing_rows=self.settings.schema_mode == "alembic")
+        self.costs.schema = time.perf_counter() - started
+
+    def make_template(self) -> str:
+        """This run built a template: leave in it only what its copies need (no baseline
+        snapshots), and return its fingerprint."""
+        from pytest_sessionmaker.restore import drop_leftover_snapshots
+        from pytest_sessionmaker.templates import database_fingerprint
+
+        if self.restorer is None:
+            from pytest_sessionmaker.templates import TemplateUnusable
+
+            raise TemplateUnusable("the database has no change log to copy")
+        with self.engine.begin() as connection:
+            drop_leftover_snapshots(connection)
+        return database_fingerprint(self)
 
     def abandon(self) -> None:
         """After a failed prepare: close the connections it opened (a failing migration, say),

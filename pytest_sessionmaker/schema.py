@@ -19,6 +19,7 @@ from pytest_sessionmaker.errors import ConfigurationError, SchemaConflict, shown
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
+    from sqlalchemy.engine.interfaces import Dialect
 
 OWNERSHIP_TABLE = "pytest_sessionmaker_tables"
 
@@ -97,11 +98,14 @@ class Schema:
 
     def fingerprint(self, engine: Engine) -> str:
         """A digest of the DDL the dialect would emit: any change to the schema changes it."""
+        return self.fingerprint_for(engine.dialect)
+
+    def fingerprint_for(self, dialect: Dialect) -> str:
         digest = hashlib.sha256()
         for table in self.tables:
-            digest.update(str(CreateTable(table).compile(dialect=engine.dialect)).encode())
+            digest.update(str(CreateTable(table).compile(dialect=dialect)).encode())
             for index in sorted(table.indexes, key=lambda index: str(index.name)):
-                digest.update(str(CreateIndex(index).compile(dialect=engine.dialect)).encode())
+                digest.update(str(CreateIndex(index).compile(dialect=dialect)).encode())
         return digest.hexdigest()
 
     def create(self, engine: Engine, *, reuse: bool = False) -> bool:

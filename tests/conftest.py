@@ -120,9 +120,14 @@ def _backend(request: pytest.FixtureRequest, name: str, factory: pytest.TempPath
     database = _unique_name()
     if name == "sqlite":
         folder = factory.mktemp("sqlite")
-        return Backend(name, f"sqlite:///{folder / (database + '.db')}")
+        backend = Backend(name, f"sqlite:///{folder / (database + '.db')}")
+        request.addfinalizer(backend.drop_templates)
+        return backend
     server = request.getfixturevalue(f"{name}_server")
-    return Backend(name, make_url(server).set(database=database).render_as_string(False))
+    backend = Backend(name, make_url(server).set(database=database).render_as_string(False))
+    # The test's database name is unique, so the templates built for it serve no other test.
+    request.addfinalizer(backend.drop_templates)
+    return backend
 
 
 @pytest.fixture

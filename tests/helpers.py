@@ -74,6 +74,53 @@ class Backend:
         stem = Path(str(make_url(self.url).database)).stem
         return {name for name in self.server_databases() if name.startswith(f"{stem}_test")}
 
+    def templates(self) -> dict[str, str]:
+        """The plugin's template databases (SQLite: files) made for this backend's URL, by name,
+        with the base name their mark records; any database named like a template is listed
+        ("" as its base when it carries no template mark)."""
+        from pytest_sessionmaker.templates import (
+            TEMPLATE_PREFIX,
+            parse_mark,
+            read_sqlite_record,
+            sqlite_template_directory,
+        )
+
+        parsed = make_url(self.url)
+        stem = Path(str(parsed.database)).stem
+        found: dict[str, str] = {}
+        if self.name == "sqlite":
+            for path in sqlite_template_directory().glob(f"{TEMPLATE_PREFIX}*.db"):
+                record = read_sqlite_record(path)
+                found[path.stem] = str(record.get("base", "")) if record else ""
+        elif self.name == "postgresql":
+            engine = create_engine(parsed.set(database="postgres"), poolclass=NullPool)
+            query = (
+                "SELECT datname, coalesce(shobj_description(oid, 'pg_database'), '') "
+                "FROM pg_database WHERE starts_with(datname, :prefix)"
+            )
+            try:
+                with engine.connect() as connection:
+                    rows = connection.execute(text(query), {"prefix": TEMPLATE_PREFIX}).all()
+            finally:
+                engine.dispose()
+            for name, mark in rows:
+                record = parse_mark(str(mark))
+                found[str(name)] = str(record.get("base", "")) if record else ""
+        return {name: base for name, base in found.items() if base in (stem, "")}
+
+    def drop_templates(self) -> None:
+        """Drop the plugin's templates built for this backend's (unique) database name."""
+        stem = Path(str(make_url(self.url).database)).stem
+        for name, base in self.templates().items():
+            if base != stem:
+                continue
+            if self.name == "postgresql":
+                self.admin_execute(f"DROP DATABASE IF EXISTS {name}")
+            elif self.name == "sqlite":
+                from pytest_sessionmaker.templates import sqlite_template_directory
+
+                (sqlite_template_directory() / f"{name}.db").unlink(missing_ok=True)
+
     def wait_until_unused(self) -> None:
         """Wait until no session is connected to the test databases any more.
 

@@ -246,6 +246,22 @@ def test_xdist_workers_share_one_server_which_the_controller_removes(
     assert zero_config.run_directories() == []
 
 
+def test_one_process_builds_no_template_on_the_throwaway_server_and_workers_share_one(
+    zero_config: ZeroConfigProject,
+) -> None:
+    # One process: the server and a template would be thrown away after one copy.
+    alone = zero_config.run("-v")
+    alone.assert_outcomes(passed=5)
+    alone.stdout.fnmatch_lines(["sessionmaker one-time costs: server start *(created empty)*"])
+    result = zero_config.run("-n", "2", "--dist", "each", "-v")
+    result.assert_outcomes(passed=10)
+    costs = [line for line in result.stdout.lines if "one-time costs" in line]
+    assert len(costs) == 2, result.stdout.str()
+    assert all("copy of template pytest_sessionmaker_template_" in line for line in costs)
+    assert sum("built now" in line for line in costs) == 1
+    assert zero_config.run_directories() == []
+
+
 def test_a_zero_configuration_run_works_without_pytest_postgresqls_own_plugin(
     zero_config: ZeroConfigProject,
 ) -> None:

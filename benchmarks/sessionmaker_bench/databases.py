@@ -56,16 +56,23 @@ class Server:
         if self.backend == "sqlite":
             return []
         query = {
-            "postgresql": "SELECT datname FROM pg_database",
-            "mysql": "SELECT schema_name FROM information_schema.schemata",
+            # pytest-sessionmaker's template databases are named by a digest; their comment
+            # names the database they were built for.
+            "postgresql": "SELECT datname, coalesce(shobj_description(oid, 'pg_database'), '') "
+            "FROM pg_database",
+            "mysql": "SELECT schema_name, '' FROM information_schema.schemata",
         }[self.backend]
         engine = self._admin()
         try:
             with engine.connect() as admin:
-                names = admin.execute(text(query)).scalars()
-                return sorted(name for name in names if name.startswith(self.prefix))
+                rows = admin.execute(text(query)).all()
         finally:
             engine.dispose()
+        return sorted(
+            str(name)
+            for name, mark in rows
+            if str(name).startswith(self.prefix) or f'"base": "{self.prefix}' in str(mark)
+        )
 
     def drop_ours(self) -> None:
         """Drop every database this invocation made (pytest-postgresql's templates included)."""

@@ -202,6 +202,14 @@ class DialectSupport:
         """A digest of the tables, columns and indexes outside the plugin's own."""
         raise NotImplementedError
 
+    def plugin_objects_fingerprint(self, connection: Connection) -> str:
+        """A digest of the plugin's own objects (change log, its triggers and functions)."""
+        raise NotImplementedError
+
+    def ddl_watched(self, connection: Connection) -> bool:
+        """Whether the database holds watch_ddl's event triggers (a copy of a template)."""
+        return False
+
     def drop_tables(self, connection: Connection, names: Sequence[str]) -> None:
         """Drop tables by name, whatever references them (a schema rebuild)."""
         preparer = connection.dialect.identifier_preparer
@@ -290,9 +298,12 @@ class DialectSupport:
     def database_exists(self, admin: Connection, name: str) -> bool:
         return self.database_mark(admin, name) is not None
 
-    def create_marked_database(self, admin: Connection, name: str, mark: str) -> None:
+    def create_marked_database(
+        self, admin: Connection, name: str, mark: str, template: str | None = None
+    ) -> None:
         """Create ``name`` so that it never exists without ``mark`` (a kill at any moment
-        leaves either no database of that name or a marked one)."""
+        leaves either no database of that name or a marked one); with ``template``, as a copy
+        of that database."""
         raise NotImplementedError
 
     def set_mark(self, admin: Connection, name: str, mark: str) -> None:

@@ -207,10 +207,17 @@ class MySQLSupport(DialectSupport):
             return None if row is None else str(row[0] or "")
         return self._mark_table_mark(admin, name)
 
-    def create_marked_database(self, admin: Connection, name: str, mark: str) -> None:
+    def create_marked_database(
+        self, admin: Connection, name: str, mark: str, template: str | None = None
+    ) -> None:
         """On MariaDB the mark is in the CREATE DATABASE statement itself. MySQL has no database
         comment: there the mark is a table created just after, and a database left empty by a
-        kill in between is recognised by its emptiness (see _mark_table_mark)."""
+        kill in between is recognised by its emptiness (see _mark_table_mark).
+
+        Neither has template databases (copying one would be a CREATE TABLE ... LIKE and an
+        INSERT per table, no cheaper than creating the tables), so ``template`` is refused."""
+        if template is not None:
+            raise NotImplementedError("MySQL and MariaDB have no template databases")
         quoted = admin.dialect.identifier_preparer.quote_identifier(name)
         if self.has_database_comments(admin):
             admin.exec_driver_sql(f"CREATE DATABASE {quoted} COMMENT {_literal(mark)}")

@@ -103,6 +103,23 @@ SELECT md5(coalesce(string_agg(d, '|' ORDER BY d), '')) FROM (
       ('pg_catalog', 'information_schema'))
 ) s"""
 
+# The plugin's own objects: the change log and snapshot tables, the triggers, their functions
+# and the event triggers. A template database's copy is checked against the template's digest.
+PLUGIN_OBJECTS_FINGERPRINT = """
+SELECT md5(coalesce(string_agg(d, '|' ORDER BY d), '')) FROM (
+  SELECT 'r:' || relname::text AS d FROM pg_class
+  WHERE relname LIKE 'pytest_sessionmaker%' AND relkind IN ('r', 'u', 'p')
+  UNION ALL
+  SELECT 't:' || tgname::text || ':' || tgrelid::regclass::text || ':' || tgenabled::text
+  FROM pg_trigger WHERE tgname LIKE 'pytest_sessionmaker%'
+  UNION ALL
+  SELECT 'f:' || proname::text || ':' || md5(prosrc) FROM pg_proc
+  WHERE proname LIKE 'pytest_sessionmaker%'
+  UNION ALL
+  SELECT 'e:' || evtname::text || ':' || evtenabled::text FROM pg_event_trigger
+  WHERE evtname LIKE 'pytest_sessionmaker%'
+) s"""
+
 # Statement-level triggers, so a bulk write logs once. A statement trigger fires even when the
 # statement touched no row (a cleanup DELETE after the rows were rolled back), so INSERT, UPDATE
 # and DELETE triggers look at their transition table and log only when it holds rows; a
@@ -306,6 +323,34 @@ class PostgreSQLSupport(DialectSupport):
     def schema_fingerprint(self, connection: Connection) -> str:
         return str(self.scalar(connection, SCHEMA_FINGERPRINT))
 
+    def plugin_objects_fingerprint(self, connection: Connection) -> str:
+        return str(self.scalar(connection, PLUGIN_OBJECTS_FINGERPRINT))
+
+    def ddl_watched(self, connection: Connection) -> bool:
+        return bool(
+            self.scalar(
+                connection,
+                "SELECT count(*) = 2 FROM pg_event_trigger WHERE evtname IN (:end, :drop)",
+                end=DDL_EVENT_TRIGGERS[0],
+                drop=DDL_EVENT_TRIGGERS[1],
+            )
+        )
+
+    def lock(self, admin: Connection, key: str, *, shared: bool) -> None:
+        """Wait for the advisory lock ``key`` (shared: others may hold it shared too)."""
+        function = "pg_advisory_lock_shared" if shared else "pg_advisory_lock"
+        self.scalar(admin, f"SELECT {function}(hashtext(:k))", k=key)
+
+    def unlock_lock(self, admin: Connection, key: str, *, shared: bool) -> None:
+        function = "pg_advisory_unlock_shared" if shared else "pg_advisory_unlock"
+        self.scalar(admin, f"SELECT {function}(hashtext(:k))", k=key)
+
+    def refuse_connections(self, admin: Connection, name: str) -> None:
+        """Nobody may connect to ``name`` any more: a session in a template (a GUI left open
+        on it) would make every CREATE DATABASE ... TEMPLATE fail."""
+        quoted = admin.dialect.identifier_preparer.quote_identifier(name)
+        admin.exec_driver_sql(f"ALTER DATABASE {quoted} WITH ALLOW_CONNECTIONS false")
+
     def drop_tables(self, connection: Connection, names: Sequence[str]) -> None:
         preparer = connection.dialect.identifier_preparer
         self.execute_batch(
@@ -425,18 +470,22 @@ class PostgreSQLSupport(DialectSupport):
         ).first()
         return None if row is None else str(row[0])
 
-    def create_marked_database(self, admin: Connection, name: str, mark: str) -> None:
+    def create_marked_database(
+        self, admin: Connection, name: str, mark: str, template: str | None = None
+    ) -> None:
         """Create under a temporary name, mark, then rename: the name only ever exists marked.
 
         PostgreSQL has no CREATE DATABASE option for a comment, and CREATE DATABASE cannot run in
         a transaction with the COMMENT, so the rename (atomic) is what makes it safe. The
         temporary name is derived from the final one and only used under the final name's
-        lock, so a leftover of an interrupted creation is dropped here without doubt.
+        lock, so a leftover of an interrupted creation is dropped here without doubt. A copy of
+        ``template`` gets its own comment: the template's is not copied (it is a shared object).
         """
         temporary = creating_name(name)
         quote = admin.dialect.identifier_preparer.quote_identifier
         admin.exec_driver_sql(f"DROP DATABASE IF EXISTS {quote(temporary)}")
-        admin.exec_driver_sql(f"CREATE DATABASE {quote(temporary)}")
+        source = f" TEMPLATE {quote(template)}" if template is not None else ""
+        admin.exec_driver_sql(f"CREATE DATABASE {quote(temporary)}{source}")
         admin.exec_driver_sql(f"COMMENT ON DATABASE {quote(temporary)} IS {literal(mark)}")
         admin.exec_driver_sql(f"ALTER DATABASE {quote(temporary)} RENAME TO {quote(name)}")
 

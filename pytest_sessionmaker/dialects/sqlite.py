@@ -153,6 +153,16 @@ class SQLiteSupport(DialectSupport):
         ).all()
         return "|".join(":".join(row) for row in rows)
 
+    def plugin_objects_fingerprint(self, connection: Connection) -> str:
+        rows = connection.execute(
+            text(
+                "SELECT type, name, coalesce(sql, '') FROM sqlite_master WHERE name LIKE "
+                ":ours ESCAPE '\\' ORDER BY name"
+            ),
+            {"ours": "pytest\\_sessionmaker%"},
+        ).all()
+        return "|".join(":".join(row) for row in rows)
+
     def read_counters(
         self, connection: Connection, tables: Sequence[Table], *, every_sequence: bool = False
     ) -> Counters:
