@@ -28,6 +28,15 @@ ESCAPE_MESSAGE = (
     "The plugin restored the tables it owns*@pytest.mark.db_commit*"
 )
 
+# An async test that only asks for db_async_session: for errors raised at its set-up.
+USES_ASYNC_SESSION = """
+import pytest
+
+@pytest.mark.asyncio
+async def test_it(db_async_session):
+    pass
+"""
+
 
 def asyncio_options(mode: str, loop: str) -> tuple[str, ...]:
     return (*ASYNCIO, "-o", f"asyncio_mode={mode}", "-o", f"asyncio_default_test_loop_scope={loop}")
@@ -99,15 +108,7 @@ def test_an_async_driver_of_another_backend_is_refused_in_one_sentence(
     project: Project,
 ) -> None:
     project.write_ini(db_async_driver="asyncmy")
-    project.write_tests(
-        """
-        import pytest
-
-        @pytest.mark.asyncio
-        async def test_it(db_async_session):
-            pass
-        """
-    )
+    project.write_tests(USES_ASYNC_SESSION)
     result = project.run(*ASYNCIO)
     result.assert_outcomes(errors=1)
     if project.backend.name == "sqlite":
@@ -340,15 +341,7 @@ def test_async_session_options_that_would_defeat_the_rollback_are_refused(
             return {"join_transaction_mode": "rollback_only"}
         """
     )
-    project.write_tests(
-        """
-        import pytest
-
-        @pytest.mark.asyncio
-        async def test_it(db_async_session):
-            pass
-        """
-    )
+    project.write_tests(USES_ASYNC_SESSION)
     result = project.run(*ASYNCIO)
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(
