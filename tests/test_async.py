@@ -251,7 +251,7 @@ def test_sync_and_async_fixtures_of_one_test_share_one_transaction(
     any_project.copy_tests("async/test_shared_transaction.py")
     result = any_project.run(*asyncio_options("strict", loop))
     # The escape through the shared sync session is an error of its test, like any other.
-    result.assert_outcomes(passed=6, errors=1)
+    result.assert_outcomes(passed=8, errors=1)
     result.stdout.fnmatch_lines(
         [
             "*ERROR at teardown of test_escape_a_commit_statement_through_the_shared_sync_*",

@@ -30,6 +30,12 @@ async def test_rows_seeded_by_a_sync_fixture_are_seen_by_the_async_session(
     assert names == ["seeded"]
 
 
+def test_the_same_seed_fixture_in_a_sync_test_runs_as_usual(seeded_user, db_session):
+    # The shared test ran the fixture (and its own body) in SQLAlchemy's greenlet by wrapping the
+    # fixture's and the test's functions for that test only: here both are the plain ones again.
+    assert db_session.scalar(select(User.name)) == "seeded"
+
+
 @pytest.mark.asyncio
 async def test_sync_calls_in_the_async_body_work_and_are_seen_both_ways(
     db_session, db_async_session
@@ -65,3 +71,7 @@ async def test_escape_a_commit_statement_through_the_shared_sync_session(
 @pytest.mark.asyncio
 async def test_clean_after_the_shared_escape(db_async_session):
     assert await count(db_async_session) == 0
+
+
+def test_a_sync_test_after_the_shared_ones_gets_its_own_clean_transaction(db_session):
+    assert db_session.scalar(select(func.count()).select_from(User)) == 0
