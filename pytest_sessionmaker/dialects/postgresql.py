@@ -184,16 +184,7 @@ class PostgreSQLSupport(DialectSupport):
 
     def reset_connection(self, dbapi_connection: DBAPIConnection) -> None:
         """One round trip in autocommit mode (DISCARD TEMP refuses a transaction block)."""
-        autocommit = dbapi_connection.autocommit
-        dbapi_connection.autocommit = True
-        try:
-            cursor = dbapi_connection.cursor()
-            try:
-                cursor.execute(RESET)
-            finally:
-                cursor.close()
-        finally:
-            dbapi_connection.autocommit = autocommit
+        _in_autocommit(dbapi_connection, RESET)
 
     def left_autocommit(self, dbapi_connection: DBAPIConnection) -> bool:
         return bool(getattr(dbapi_connection, "autocommit", False))
@@ -204,6 +195,7 @@ class PostgreSQLSupport(DialectSupport):
     def end_test(self, connection: Connection, *, change_log: bool) -> TestEnding:
         query = END_TEST_WITH_LOG if change_log else END_TEST
         dbapi_connection = connection.connection.dbapi_connection
+        assert dbapi_connection is not None
         # psycopg's own connection, or the one under SQLAlchemy's adapter of its async mode.
         pgconn = getattr(dbapi_connection, "pgconn", None) or getattr(
             getattr(dbapi_connection, "driver_connection", None), "pgconn", None
@@ -217,7 +209,7 @@ class PostgreSQLSupport(DialectSupport):
         elif connection.dialect.is_async:  # asyncpg
             connection.rollback()
             # In autocommit: in a transaction, asyncpg would send a BEGIN and a ROLLBACK too.
-            answer = self._query_raw(connection, query)
+            answer = _in_autocommit(dbapi_connection, query, fetch=True)
         else:  # psycopg2, pg8000: SQLAlchemy's rollback, then the checks
             connection.rollback()
             answer = connection.exec_driver_sql(query).scalar()
@@ -225,7 +217,7 @@ class PostgreSQLSupport(DialectSupport):
         prepared, *written = json.loads(str(answer))
         if prepared:
             # Rare enough for a round trip of its own.
-            self._execute_raw(connection, DEALLOCATE_SQL_PREPARED)
+            _in_autocommit(dbapi_connection, DEALLOCATE_SQL_PREPARED)
         found = [(name, True) for name in written[0]] if written else []
         found += [(name, False) for name in written[1]] if written else []
         state = (f"prepared statements ({', '.join(prepared)})",) if prepared else ()
@@ -248,41 +240,6 @@ class PostgreSQLSupport(DialectSupport):
             message = (result.error_message or b"").decode(errors="replace").strip()
             raise DatabaseUnavailable(f"Ending the test's transaction failed: {message}")
         return bytes(value).decode()
-
-    @staticmethod
-    def _query_raw(connection: Connection, query: str) -> object:
-        """One parameterless query's first value, in autocommit on the driver's connection
-        (the connection is between transactions)."""
-        dbapi_connection = connection.connection.dbapi_connection
-        assert dbapi_connection is not None
-        dbapi_connection.autocommit = True
-        try:
-            cursor = dbapi_connection.cursor()
-            try:
-                cursor.execute(query)
-                row = cursor.fetchone()
-            finally:
-                cursor.close()
-        finally:
-            dbapi_connection.autocommit = False
-        return None if row is None else row[0]
-
-    @staticmethod
-    def _execute_raw(connection: Connection, statement: str) -> None:
-        """One parameterless statement on the driver's connection, outside SQLAlchemy's view
-        (the connection is between transactions)."""
-        dbapi_connection = connection.connection.dbapi_connection
-        assert dbapi_connection is not None
-        autocommit = dbapi_connection.autocommit
-        dbapi_connection.autocommit = True
-        try:
-            cursor = dbapi_connection.cursor()
-            try:
-                cursor.execute(statement)
-            finally:
-                cursor.close()
-        finally:
-            dbapi_connection.autocommit = autocommit
 
     # -- the change log -------------------------------------------------------------------
 
@@ -593,3 +550,22 @@ def trigger_name(position: int) -> str:
 
 def literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
+
+
+def _in_autocommit(
+    dbapi_connection: DBAPIConnection, statement: str, *, fetch: bool = False
+) -> object:
+    """One parameterless statement on the driver's connection in autocommit mode, outside
+    SQLAlchemy's view; with ``fetch``, the first value of its first row."""
+    autocommit = dbapi_connection.autocommit
+    dbapi_connection.autocommit = True
+    try:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(statement)
+            row = cursor.fetchone() if fetch else None
+        finally:
+            cursor.close()
+    finally:
+        dbapi_connection.autocommit = autocommit
+    return None if row is None else row[0]
