@@ -56,22 +56,8 @@ FUNCTION_FIXTURES = frozenset(
         "_db_transaction",
     }
 )
-# Fixtures whose use makes a test a database test.
-DATABASE_FIXTURES = frozenset(
-    {
-        "db_session",
-        "db_sessionmaker",
-        "db_connection",
-        "db_rebind",
-        "db_session_dependency",
-        "db_queries",
-        "db_assert_num_queries",
-        "db_assert_max_num_queries",
-        "db_engine",
-        "db_setup",
-        TRANSACTION_FIXTURE,
-    }
-)
+# Fixtures whose use makes a test a database test: those, and the run-wide ones.
+DATABASE_FIXTURES = FUNCTION_FIXTURES | {"db_engine", "db_setup"}
 # On a test item: the test uses an async fixture of the plugin's (async_fixtures.py).
 ASYNC_ITEM_KEY = pytest.StashKey[bool]()
 # On a test item: its sync fixtures share the async fixtures' transaction (shared.py).
