@@ -22,6 +22,22 @@ if TYPE_CHECKING:
 
 EXAMPLES = Path(__file__).parent / "examples"
 MODELS = (EXAMPLES / "models.py").read_text()
+# Four tests that each commit one user and count one (so any leak fails the next), and one that
+# uses no database.
+COUNTING_TESTS = """
+import pytest
+from sqlalchemy import func, select
+from models import User
+
+@pytest.mark.parametrize("n", range(4))
+def test_commit_and_count(db_session, n):
+    db_session.add(User(name=f"user{n}"))
+    db_session.commit()
+    assert db_session.scalar(select(func.count()).select_from(User)) == 1
+
+def test_without_database():
+    pass
+"""
 
 
 # The suite runs each behaviour on every backend where it can differ. Where it cannot (the test

@@ -11,22 +11,7 @@ import pytest
 from sqlalchemy import create_engine, make_url
 from sqlalchemy.pool import NullPool
 
-from helpers import MODELS, Backend, Project, only_on
-
-COUNTING_TESTS = """
-import pytest
-from sqlalchemy import func, select
-from models import User
-
-@pytest.mark.parametrize("n", range(4))
-def test_commit_and_count(db_session, n):
-    db_session.add(User(name=f"user{n}"))
-    db_session.commit()
-    assert db_session.scalar(select(func.count()).select_from(User)) == 1
-
-def test_without_database():
-    pass
-"""
+from helpers import COUNTING_TESTS, MODELS, Backend, Project, only_on
 
 
 def leftovers(backend: Backend) -> set[str]:

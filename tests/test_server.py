@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from helpers import MODELS
+from helpers import COUNTING_TESTS, MODELS
 from pytest_sessionmaker.cluster_template import TemplateCache, cache_root
 from pytest_sessionmaker.postgres_cluster import (
     Cluster,
@@ -43,21 +43,6 @@ if TYPE_CHECKING:
 # purpose: under pytest-xdist (--dist loadgroup, in addopts) they all run in one worker, one at a
 # time, so that no test's server or template is another's victim.
 pytestmark = pytest.mark.xdist_group("throwaway-server")
-
-COUNTING_TESTS = """
-import pytest
-from sqlalchemy import func, select
-from models import User
-
-@pytest.mark.parametrize("n", range(4))
-def test_commit_and_count(db_session, n):
-    db_session.add(User(name=f"user{n}"))
-    db_session.commit()
-    assert db_session.scalar(select(func.count()).select_from(User)) == 1
-
-def test_without_database():
-    pass
-"""
 
 # Inner tests call barrier("name"): it says where it is and waits for the outer test's word.
 BARRIER = """
