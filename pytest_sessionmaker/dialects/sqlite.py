@@ -144,24 +144,13 @@ class SQLiteSupport(DialectSupport):
 
     def schema_fingerprint(self, connection: Connection) -> str:
         """sqlite_master holds every object's SQL: cheap and exact."""
-        rows = connection.execute(
-            text(
-                "SELECT type, name, coalesce(sql, '') FROM sqlite_master WHERE name NOT LIKE "
-                ":ours ESCAPE '\\' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name"
-            ),
-            {"ours": "pytest\\_sessionmaker%"},
-        ).all()
-        return "|".join(":".join(row) for row in rows)
+        return _sqlite_master_fingerprint(
+            connection,
+            "name NOT LIKE :ours ESCAPE '\\' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'",
+        )
 
     def plugin_objects_fingerprint(self, connection: Connection) -> str:
-        rows = connection.execute(
-            text(
-                "SELECT type, name, coalesce(sql, '') FROM sqlite_master WHERE name LIKE "
-                ":ours ESCAPE '\\' ORDER BY name"
-            ),
-            {"ours": "pytest\\_sessionmaker%"},
-        ).all()
-        return "|".join(":".join(row) for row in rows)
+        return _sqlite_master_fingerprint(connection, "name LIKE :ours ESCAPE '\\'")
 
     def read_counters(
         self, connection: Connection, tables: Sequence[Table], *, every_sequence: bool = False
@@ -240,3 +229,16 @@ def _flag_state_statements(
 
 def _literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
+
+
+def _sqlite_master_fingerprint(connection: Connection, condition: str) -> str:
+    """The type, name and SQL of the objects in sqlite_master that meet ``condition`` (which
+    may use :ours, the plugin's name prefix), in name order."""
+    rows = connection.execute(
+        text(
+            "SELECT type, name, coalesce(sql, '') FROM sqlite_master "
+            f"WHERE {condition} ORDER BY name"
+        ),
+        {"ours": "pytest\\_sessionmaker%"},
+    ).all()
+    return "|".join(":".join(row) for row in rows)
