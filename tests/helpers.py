@@ -40,6 +40,19 @@ def test_without_database():
 """
 
 
+# Plugins of the suite's environment that inner runs do not load unless a test asks for one
+# ("-p asyncio" unblocks it): pytest-randomly would reorder the inner tests, pytest-asyncio
+# warns about its unset loop scope, and the others are only imported for nothing (hypothesis's
+# plugin, Faker's, and anyio's cost an inner run about three seconds of CPU on the 2-CPU machine).
+INNER_BLOCKED_PLUGINS = ("randomly", "asyncio", "faker", "hypothesispytest", "anyio")
+
+
+def inner_addopts(*extra: str, load: tuple[str, ...] = ()) -> str:
+    """PYTEST_ADDOPTS for inner runs: the blocked plugins except ``load``, then ``extra``."""
+    blocked = [f"-p no:{name}" for name in INNER_BLOCKED_PLUGINS if name not in load]
+    return " ".join([*blocked, *extra])
+
+
 # The suite runs each behaviour on every backend where it can differ. Where it cannot (the test
 # sets its own URL, checks a usage error before any connection, or exercises pytest-xdist's
 # plumbing, which is the same for every backend), it runs once, on the backend named here.

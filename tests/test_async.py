@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from helpers import inner_addopts
+
 if TYPE_CHECKING:
     from helpers import Project
 
@@ -283,7 +285,7 @@ def test_anyio_tests_get_the_async_fixtures_on_its_asyncio_backend(
 ) -> None:
     """anyio's plugin runs the tests; pytest-asyncio in strict mode may be loaded beside it."""
     any_project.copy_tests("async/test_anyio.py")
-    result = any_project.run(*asyncio_plugin)
+    result = any_project.run("-p", "anyio", *asyncio_plugin)
     result.assert_outcomes(passed=3)
 
 
@@ -304,7 +306,7 @@ def test_a_run_without_database_tests_imports_no_sqlalchemy_with_async_plugins_l
     project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """pytest-asyncio and anyio loaded: the plugin's fixtures for them import no SQLAlchemy."""
-    monkeypatch.setenv("PYTEST_ADDOPTS", "-p no:randomly")
+    monkeypatch.setenv("PYTEST_ADDOPTS", inner_addopts(load=("asyncio", "anyio")))
     project.write_ini(db_url="postgresql+psycopg://nobody:pw@127.0.0.1:1/nothing")
     project.pytester.makeconftest(
         """

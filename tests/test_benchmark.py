@@ -81,7 +81,7 @@ def test_per_test_async_rows_are_compared_with_the_async_floor(
     assert rows["async_floor"]["x_floor"] in ([], [1.0], [1.0, 1.0])
 
 
-def test_first_test_times_every_row_and_its_excess_over_plain_pytest(
+def test_first_test_times_every_row_and_its_excess_over_plain_pytest_and_the_floor(
     postgresql_server: str, tmp_path: Path
 ) -> None:
     results = run_benchmark(
@@ -92,6 +92,7 @@ def test_first_test_times_every_row_and_its_excess_over_plain_pytest(
     rows = {row["label"]: row for row in results["first_test"]}
     assert list(rows) == [
         "plain pytest, one empty test",
+        "ORM floor, no plugin (create_all), 2 tables",
         "pytest-sessionmaker, no URL (throwaway server), 2 tables",
         "pytest-sessionmaker, db_url, 2 tables",
         "pytest-sessionmaker, db_url --db-reuse, 2 tables",
@@ -102,6 +103,12 @@ def test_first_test_times_every_row_and_its_excess_over_plain_pytest(
         assert row["problem"] is None, label
         assert numbers(row["walls"], 1), label
         assert numbers(row["over_plain"], 1), label
+    # The plugin rows are also given as their excess over the ORM floor in the same round.
+    for label, row in rows.items():
+        if label.startswith(("plain", "ORM floor")):
+            assert row["over_floor"] == [], label
+        else:
+            assert numbers(row["over_floor"], 1), label
 
 
 def test_startup_and_xdist_time_every_variant(postgresql_server: str, tmp_path: Path) -> None:

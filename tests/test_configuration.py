@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from helpers import BACKEND_INDEPENDENT
+from helpers import BACKEND_INDEPENDENT, inner_addopts
 
 if TYPE_CHECKING:
     from helpers import Project
@@ -147,7 +147,7 @@ def test_a_run_without_database_tests_does_not_import_sqlalchemy(
 ) -> None:
     # Without the suite's "-W error::sqlalchemy.exc.SADeprecationWarning": pytest imports a
     # warning category's module to resolve it.
-    monkeypatch.setenv("PYTEST_ADDOPTS", "-p no:randomly -p no:asyncio")
+    monkeypatch.setenv("PYTEST_ADDOPTS", inner_addopts())
     project.write_ini(db_url="postgresql+psycopg://nobody:pw@127.0.0.1:1/nothing")
     project.pytester.makeconftest(
         """

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from helpers import inner_addopts
+
 if TYPE_CHECKING:
     from helpers import Backend
 
@@ -69,7 +71,8 @@ def test_the_async_fastapi_example_passes_without_touching_the_applications_data
     # The suite's inner runs block pytest-asyncio (conftest.py); this example needs it. ("-p
     # asyncio" would unblock it, with a warning its filterwarnings = error makes an error.)
     monkeypatch.setenv(
-        "PYTEST_ADDOPTS", "-p no:randomly -W error::sqlalchemy.exc.SADeprecationWarning"
+        "PYTEST_ADDOPTS",
+        inner_addopts("-W error::sqlalchemy.exc.SADeprecationWarning", load=("asyncio",)),
     )
     result = pytester.runpytest_subprocess("--db-url", backend.url)
     result.assert_outcomes(passed=5)

@@ -79,10 +79,13 @@ def test_exits_with_an_open_transaction(db_session):
     pytest.exit("enough")
 """
 
-# The suite's other test dependencies with a pytest plugin: importing them costs an inner run
-# about a second, and nothing here uses them.
-UNUSED_PLUGINS = ("-p", "no:hypothesispytest", "-p", "no:faker", "-p", "no:anyio")
-
+# pytest as a terminal's foreground job runs it: Ctrl-C raises KeyboardInterrupt. A shell starts
+# background jobs (this suite in one, say) with SIGINT ignored, which children inherit and
+# Python then leaves alone; the Ctrl-C tests would wait for a signal nobody receives.
+INTERRUPTIBLE_PYTEST = (
+    "import signal, sys, pytest; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "sys.exit(pytest.console_main())"
+)
 WAIT_LIMIT = 120.0
 IS_ROOT = os.geteuid() == 0
 
@@ -116,12 +119,12 @@ class ZeroConfigProject:
         self.pytester.makepyfile(test_app=textwrap.dedent(source))
 
     def run(self, *args: str) -> pytest.RunResult:
-        return self.pytester.runpytest_subprocess("-p", "no:cacheprovider", *UNUSED_PLUGINS, *args)
+        return self.pytester.runpytest_subprocess("-p", "no:cacheprovider", *args)
 
     def start(self, *args: str) -> subprocess.Popen[bytes]:
         """The inner run as a process of its own, to be signalled. Its output goes to a file:
         xdist's workers inherit a pipe and would keep it open after the controller ended."""
-        command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *UNUSED_PLUGINS, *args]
+        command = [sys.executable, "-c", INTERRUPTIBLE_PYTEST, "-p", "no:cacheprovider", *args]
         path = self.pytester.path / f"inner-{len(self.outputs)}.out"
         with path.open("wb") as output:
             # A process group of its own, which a Ctrl-C in a terminal signals as a whole.
@@ -401,7 +404,7 @@ def test_without_postgresql_installed_database_tests_fail_with_what_to_install(
     )
     if probe.returncode != 0:
         pytest.skip(f"cannot hide the PostgreSQL binaries here (unshare --mount): {probe.stderr!r}")
-    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *UNUSED_PLUGINS]
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider"]
     result = zero_config.pytester.run(
         "unshare", "--mount", "sh", "-c", f'{hide} && exec "$@"', "sh", *command
     )
