@@ -3,8 +3,11 @@
 Rows: plain pytest with one empty test; pytest-sessionmaker with nothing configured (it starts a
 throwaway PostgreSQL); with the running server's URL, for each schema size; the same with
 ``--db-reuse`` from the second run on; pytest-postgresql starting its own server
-(``postgresql_proc`` + ``postgresql``) and on the running server (``postgresql_noproc``). The
-database rows run the same ORM test. Each row runs once uncounted first; then runs are
+(``postgresql_proc`` + ``postgresql``) and on the running server (``postgresql_noproc``); and the
+ORM floor, the same test with no plugin (``create_all`` on the running server's database, one
+connection, BEGIN ... ROLLBACK, ``drop_all``): what any SQLAlchemy test pays for its imports, its
+driver and its tables, so that the excess over it is what a plugin adds. The database rows run
+the same ORM test. Each row runs once uncounted first; then runs are
 interleaved: each round runs every row once, in an order rotated by one row per round, and each
 row is also given as its excess over plain pytest in the same round.
 """
@@ -54,6 +57,8 @@ class FirstTest:
     label: str
     walls: list[float]
     over_plain: list[float]
+    over_floor: list[float]
+    """The excess over the ORM floor with the same schema in the same round (the plugin rows)."""
     problem: str | None
 
 
@@ -61,6 +66,9 @@ def cases(settings: Settings, backend: str) -> list[Case]:
     rows = [Case("plain pytest, one empty test", "baseline", 1, url=False)]
     for tables in settings.first_test_tables:
         schema = f"{tables} table{'s' if tables > 1 else ''}"
+        if backend in BY_KEY["floor"].backends:
+            floor = f"ORM floor, no plugin (create_all), {schema}"
+            rows += [Case(floor, "floor", tables, url=True)]
         rows += [
             Case(
                 f"pytest-sessionmaker, no URL (throwaway server), {schema}",
@@ -128,12 +136,21 @@ def measure(settings: Settings, server: Server, workdir: Path) -> list[FirstTest
                 if wall is not None:
                     item.walls[number] = wall
     plain = timed[0].walls
+    floors = {item.case.tables: item.walls for item in timed if item.case.strategy == "floor"}
     return [
         FirstTest(
             item.case.label,
             list(item.walls.values()),
-            [wall - plain[number] for number, wall in item.walls.items() if number in plain],
+            excess(item.walls, plain),
+            []
+            if item.case.strategy in ("baseline", "floor")
+            else excess(item.walls, floors.get(item.case.tables, {})),
             item.problem,
         )
         for item in timed
     ]
+
+
+def excess(walls: dict[int, float], reference: dict[int, float]) -> list[float]:
+    """Each round's wall time less the reference row's in the same round."""
+    return [wall - reference[number] for number, wall in walls.items() if number in reference]

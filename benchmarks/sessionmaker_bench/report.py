@@ -126,17 +126,23 @@ def ratio(values: list[float]) -> str:
 
 def first_test_table(rows_in: list[FirstTest]) -> str:
     notes = any(row.problem for row in rows_in)
-    rows = [["one test", "median s", "range s", "over plain pytest"] + ["note"] * notes]
+    header = ["one test", "median s", "range s", "over plain pytest", "over the ORM floor"]
+    rows = [header + ["note"] * notes]
     for row in rows_in:
         if not row.walls:
-            cells = [row.label, "-", "", ""]
+            cells = [row.label, "-", "", "", ""]
         else:
             plain = row.label.startswith("plain") or not row.over_plain
-            over = "" if plain else f"+{statistics.median(row.over_plain):.2f} s"
+            over = "" if plain else signed(statistics.median(row.over_plain))
+            floor = signed(statistics.median(row.over_floor)) if row.over_floor else ""
             median = f"{statistics.median(row.walls):.2f}"
-            cells = [row.label, median, spread(row.walls, 1, 2), over]
+            cells = [row.label, median, spread(row.walls, 1, 2), over, floor]
         rows.append(cells + [note(row.problem or ("no runs" if not row.walls else ""))] * notes)
     return render(rows)
+
+
+def signed(seconds: float) -> str:
+    return f"{seconds:+.2f} s"
 
 
 def startup_lines(variants: list[Variant], tests: int) -> list[str]:
