@@ -38,7 +38,7 @@ BLOCKER_KEY = pytest.StashKey["DatabaseBlocker"]()
 ENGINES_CHECKED_KEY = pytest.StashKey["DatabaseRun"]()
 # The throwaway server's start as this process waited for it, and the run's one-time costs
 # (shown with -v at the end of the run; xdist workers send theirs to the controller).
-SERVER_START_KEY = pytest.StashKey[float]()
+SERVER_START_KEY = pytest.StashKey[tuple[float, str]]()  # seconds, and where it runs
 COSTS_KEY = pytest.StashKey[list[str]]()
 
 TRANSACTION_FIXTURE = "_db_transaction"
@@ -127,12 +127,15 @@ def db_url(pytestconfig: pytest.Config) -> URL:
         return url
     import time
 
-    from pytest_sessionmaker.server import throwaway_postgresql_url
+    from pytest_sessionmaker.server import throwaway_postgresql_url, throwaway_server_place
 
     try:
         started = time.perf_counter()
         url = throwaway_postgresql_url(pytestconfig)
-        pytestconfig.stash[SERVER_START_KEY] = time.perf_counter() - started
+        pytestconfig.stash[SERVER_START_KEY] = (
+            time.perf_counter() - started,
+            str(throwaway_server_place(pytestconfig)),
+        )
         return url
     except SessionmakerError as exc:
         report_run_failure(pytestconfig)
@@ -185,7 +188,8 @@ def db_setup(
         report_run_failure(pytestconfig)
         raise
     pytestconfig.stash[RUN_KEY] = run
-    run.costs.server = pytestconfig.stash.get(SERVER_START_KEY, None)
+    server_start = pytestconfig.stash.get(SERVER_START_KEY, (None, None))
+    run.costs.server, run.costs.server_place = server_start
     pytestconfig.stash.setdefault(COSTS_KEY, []).append(run.costs.line())
     try:
         yield run

@@ -44,6 +44,7 @@ class OneTimeCosts:
     """What the run paid once, before its first database test (seconds), for ``-v``."""
 
     server: float | None = None  # the throwaway server's start, when this process waited for it
+    server_place: str | None = None  # the directory its files are in
     creation: float | None = None  # the test database, with the template's build if any
     schema: float = 0.0  # tables created, or migrations run
     change_log: float = 0.0
@@ -53,7 +54,7 @@ class OneTimeCosts:
     def line(self) -> str:
         parts = []
         if self.server is not None:
-            parts.append(f"server start {self.server:.2f}s")
+            parts.append(f"server start {self.server:.2f}s (in {self.server_place})")
         if self.creation is not None:
             parts.append(f"database {self.creation:.2f}s ({self._origin()})")
         if self.template is not None and self.template.copied:

@@ -2,7 +2,8 @@
 stopped by the process that ends last.
 
 The process that ends last (xdist's controller, or the only process) owns the server: at
-configure time it names the run's directory, ``$TMPDIR/pytest-sessionmaker-<run id>``, and hands
+configure time it names the run's directory, ``pytest-sessionmaker-<run id>`` in memory or in
+$TMPDIR (see server_location), and hands
 it to xdist's workers in ``node.workerinput``. The first test that needs a database, in any
 process, starts the server under a lock in that directory; the others read its port from there.
 The owner stops it in pytest_unconfigure, after pytest has torn down every session fixture that
@@ -19,7 +20,6 @@ import os
 import shutil
 import signal
 import socket
-import tempfile
 import threading
 import uuid
 from pathlib import Path
@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_sessionmaker.errors import DatabaseUnavailable
+from pytest_sessionmaker.server_location import run_parent, run_parents
 from pytest_sessionmaker.server_owner import (
     DATA_DIRECTORY,
     RUN_DIRECTORY_PREFIX,
@@ -188,7 +189,8 @@ class ThrowawayServer:
 
         cluster.account.give(self.directory)
         check_reachable(self.directory, cluster.account)
-        remove_orphans(self.directory.parent, keep=self.directory)
+        for parent in run_parents():
+            remove_orphans(parent, keep=self.directory)
         cache = TemplateCache(cache_root(), cluster)
         template_id = cache.provide()
         discarded = False
@@ -230,7 +232,7 @@ def configure_throwaway_server(config: pytest.Config) -> ThrowawayServer:
     if given is not None:
         server = ThrowawayServer.from_worker_input(given)
     else:
-        directory = Path(tempfile.gettempdir(), f"{RUN_DIRECTORY_PREFIX}{uuid.uuid4().hex}")
+        directory = run_parent() / f"{RUN_DIRECTORY_PREFIX}{uuid.uuid4().hex}"
         server = ThrowawayServer(directory, ProcessIdentity.current(), is_owner=True)
     config.stash[SERVER_KEY] = server
     return server
@@ -249,6 +251,12 @@ def throwaway_postgresql_url(config: pytest.Config) -> URL:
     """The run's server URL, starting the server on the first call in any process of the run."""
     server = config.stash.get(SERVER_KEY, None) or configure_throwaway_server(config)
     return server.url(config)
+
+
+def throwaway_server_place(config: pytest.Config) -> Path | None:
+    """The directory holding this run's server directory, when the run has a server."""
+    server = config.stash.get(SERVER_KEY, None)
+    return server.directory.parent if server is not None else None
 
 
 def stop_throwaway_server(config: pytest.Config) -> None:

@@ -1,10 +1,11 @@
 """Which process owns a throwaway server, and stopping the servers whose owner is gone.
 
-A run keeps its server in ``$TMPDIR/pytest-sessionmaker-<run id>``, whose ``owner.json`` names
+A run keeps its server in ``pytest-sessionmaker-<run id>`` (in /dev/shm or $TMPDIR, see
+server_location), whose ``owner.json`` names
 the process that stops it at the end of the run (xdist's controller, or the only process): its
 pid and its start time, so that a pid reused by another process does not pass for the owner.
-A run killed with SIGKILL never stops its server; the next run that starts one in the same
-temporary directory stops every server whose owner no longer runs and removes its directory.
+A run killed with SIGKILL never stops its server; the next run that starts one stops every
+server in those directories whose owner no longer runs, and removes its directory.
 Directories without an ``owner.json`` are not recognisably the plugin's and are left alone.
 """
 

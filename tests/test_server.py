@@ -35,6 +35,14 @@ from pytest_sessionmaker.postgres_cluster import (
     stop_postmaster,
 )
 from pytest_sessionmaker.postgres_install import PG_CTL_LOCATIONS, find_binaries
+from pytest_sessionmaker.server_location import (
+    MEMORY_DIRECTORY,
+    MEMORY_ROOM,
+    TEMPORARY_DIRECTORY_VARIABLES,
+    filesystem_type,
+    has_room_in_memory,
+    run_parent,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -248,6 +256,65 @@ def test_one_process_builds_no_template_on_the_throwaway_server_and_workers_shar
     assert all("copy of template pytest_sessionmaker_template_" in line for line in costs)
     assert sum("built now" in line for line in costs) == 1
     assert zero_config.run_directories() == []
+
+
+RECORDING_TEST = """
+import os
+from pathlib import Path
+
+from sqlalchemy import text
+
+def test_records_where_its_server_keeps_its_data(db_session):
+    data = db_session.execute(text("SHOW data_directory")).scalar_one()
+    Path(os.environ["BARRIER_DIR"], "data_directory").write_text(data)
+"""
+
+
+def test_with_no_temporary_directory_set_the_server_keeps_its_files_in_memory(
+    zero_config: ZeroConfigProject, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if filesystem_type(MEMORY_DIRECTORY) != "tmpfs":
+        pytest.skip(f"no tmpfs at {MEMORY_DIRECTORY} on this machine (the disk is used there)")
+    usage = os.statvfs(MEMORY_DIRECTORY)
+    if usage.f_bavail * usage.f_frsize < MEMORY_ROOM:
+        pytest.skip(f"{MEMORY_DIRECTORY} has less than 1 GiB free here (the disk is used there)")
+    for name in TEMPORARY_DIRECTORY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    zero_config.write_tests(RECORDING_TEST)
+    try:
+        result = zero_config.run("-v")
+        result.assert_outcomes(passed=1)
+        result.stdout.fnmatch_lines(
+            [f"sessionmaker one-time costs: server start *s (in {MEMORY_DIRECTORY}),*"]
+        )
+        data = Path((zero_config.barriers / "data_directory").read_text())
+        assert data.parent.parent == MEMORY_DIRECTORY
+        assert data.parent.name.startswith("pytest-sessionmaker-")
+        # Stopped and removed like any other run's server.
+        assert not data.parent.exists()
+    finally:
+        recorded = zero_config.barriers / "data_directory"
+        if recorded.exists():
+            stop_postmaster(Path(recorded.read_text()))
+            shutil.rmtree(Path(recorded.read_text()).parent, ignore_errors=True)
+
+
+def test_a_temporary_directory_set_in_the_environment_wins_over_memory(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name in TEMPORARY_DIRECTORY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # gettempdir() reads the environment again
+    assert run_parent() == tmp_path
+
+
+def test_a_directory_that_is_no_tmpfs_mount_is_not_taken_for_memory(tmp_path: Path) -> None:
+    # tmp_path is a directory on some filesystem, not a mount point of its own.
+    assert filesystem_type(tmp_path) is None
+    assert not has_room_in_memory(tmp_path)
+    # "/" is a mount point on every Linux machine: the mount table is read.
+    assert filesystem_type(Path("/")) is not None
 
 
 def test_a_zero_configuration_run_works_without_pytest_postgresqls_own_plugin(
