@@ -114,7 +114,9 @@ def measure(settings: Settings, server: Server, workdir: Path) -> list[FirstTest
     def run(item: Timed, label: str) -> float | None:
         strategy = BY_KEY[item.case.strategy]
         url = server.url_for(item.case.name) if item.case.url else None
-        env = environment(workdir / "tmp", url, item.case.tables)
+        # No TMPDIR, as users run it (it decides where the throwaway servers keep their
+        # files); each server is removed by the run that started it.
+        env = environment(None, url, item.case.tables)
         outcome = run_pytest(folders[item.case.name], strategy.plugins, env, item.case.arguments)
         if outcome.problem is not None:
             item.problem = outcome.problem

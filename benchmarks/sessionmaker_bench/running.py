@@ -44,12 +44,15 @@ def children_cpu() -> float:
 
 
 def environment(
-    tmp: Path, url: str | None, tables: int, extra: Mapping[str, str] | None = None
+    tmp: Path | None, url: str | None, tables: int, extra: Mapping[str, str] | None = None
 ) -> dict[str, str]:
     """The environment of one run: nothing inherited from pytest, only the given database.
 
     ``TMPDIR`` points into the benchmark's own folder, so whatever a run leaves behind (pytest's
-    temporary directories, a throwaway server's files) goes when the benchmark ends.
+    temporary directories, a throwaway server's files) goes when the benchmark ends. With
+    ``tmp`` None it is not set, as on most Linux machines: where that changes what is measured
+    (the throwaway server keeps its files in memory only when no TMPDIR is set), a run must be
+    measured as users run it.
     """
     env = {
         key: value
@@ -57,7 +60,11 @@ def environment(
         if not key.startswith(("PYTEST_", "BENCH_"))
         and key not in ("PYTHONPATH", "PYTHONDONTWRITEBYTECODE", CHILD_MARK)
     }
-    env.update(PYTEST_DISABLE_PLUGIN_AUTOLOAD="1", TMPDIR=str(tmp), BENCH_TABLES=str(tables))
+    env.update(PYTEST_DISABLE_PLUGIN_AUTOLOAD="1", BENCH_TABLES=str(tables))
+    for name in ("TMPDIR", "TEMP", "TMP"):
+        env.pop(name, None)
+    if tmp is not None:
+        env["TMPDIR"] = str(tmp)
     if url is not None:
         env.update(BENCH_URL=url, PYTEST_DB_URL=url, PYTEST_SQLA_URL=url)
     env.update(extra or {})
