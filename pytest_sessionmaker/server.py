@@ -3,9 +3,9 @@ stopped by the process that ends last.
 
 The process that ends last (xdist's controller, or the only process) owns the server: at
 configure time it names the run's directory, ``pytest-sessionmaker-<run id>`` in memory or in
-$TMPDIR (see server_location), and hands
-it to xdist's workers in ``node.workerinput``. The first test that needs a database, in any
-process, starts the server under a lock in that directory; the others read its port from there.
+$TMPDIR (see server_location), and hands it to xdist's workers in ``node.workerinput``. The
+first test that needs a database, in any process, starts the server under a lock in that
+directory; the others read its port from there.
 The owner stops it in pytest_unconfigure, after pytest has torn down every session fixture that
 still uses it: stopping it in pytest_sessionfinish broke the fixtures torn down later (an
 AdminShutdown traceback and exit status 1 after a Ctrl-C). While the server may run, a SIGTERM to
