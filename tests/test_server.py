@@ -270,9 +270,16 @@ def test_records_where_its_server_keeps_its_data(db_session):
 """
 
 
-def test_with_no_temporary_directory_set_the_server_keeps_its_files_in_memory(
-    zero_config: ZeroConfigProject, monkeypatch: pytest.MonkeyPatch
-) -> None:
+MEMORY_WAITING_TEST = (
+    RECORDING_TEST.replace(
+        "from sqlalchemy import text", "from sqlalchemy import text\nfrom barrier import barrier"
+    )
+    + '    barrier("started")\n'
+)
+
+
+def in_memory_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Skip where the machine has no room in memory; unset the temporary directory."""
     if filesystem_type(MEMORY_DIRECTORY) != "tmpfs":
         pytest.skip(f"no tmpfs at {MEMORY_DIRECTORY} on this machine (the disk is used there)")
     usage = os.statvfs(MEMORY_DIRECTORY)
@@ -280,6 +287,12 @@ def test_with_no_temporary_directory_set_the_server_keeps_its_files_in_memory(
         pytest.skip(f"{MEMORY_DIRECTORY} has less than 1 GiB free here (the disk is used there)")
     for name in TEMPORARY_DIRECTORY_VARIABLES:
         monkeypatch.delenv(name, raising=False)
+
+
+def test_with_no_temporary_directory_set_the_server_keeps_its_files_in_memory(
+    zero_config: ZeroConfigProject, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    in_memory_by_default(monkeypatch)
     zero_config.write_tests(RECORDING_TEST)
     try:
         result = zero_config.run("-v")
@@ -297,6 +310,32 @@ def test_with_no_temporary_directory_set_the_server_keeps_its_files_in_memory(
         if recorded.exists():
             stop_postmaster(Path(recorded.read_text()))
             shutil.rmtree(Path(recorded.read_text()).parent, ignore_errors=True)
+
+
+def test_a_killed_runs_server_in_memory_is_stopped_by_the_next_run_wherever_that_one_runs(
+    zero_config: ZeroConfigProject, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    in_memory_by_default(monkeypatch)
+    zero_config.write_tests(MEMORY_WAITING_TEST)
+    process = zero_config.start()
+    zero_config.reached("started", process)
+    data = Path((zero_config.barriers / "data_directory").read_text())
+    try:
+        assert data.parent.parent == MEMORY_DIRECTORY
+        postmaster = running_postmaster(data)
+        assert postmaster is not None
+        process.kill()  # the server runs in a session of its own and outlives it
+        zero_config.finish(process)
+        # The next run keeps its own server in its TMPDIR, and looks for orphans in memory too.
+        monkeypatch.setenv("TMPDIR", str(zero_config.tmpdir))
+        zero_config.write_tests(COUNTING_TESTS)
+        zero_config.run().assert_outcomes(passed=5)
+        assert not process_alive(postmaster)
+        assert not data.parent.exists()
+        assert zero_config.run_directories() == []
+    finally:
+        stop_postmaster(data)
+        shutil.rmtree(data.parent, ignore_errors=True)
 
 
 def test_a_temporary_directory_set_in_the_environment_wins_over_memory(
