@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import pytest
 
-from helpers import inner_addopts
+from helpers import SQLALCHEMY_DEPRECATIONS_FAIL, inner_addopts
 
 PLUGIN_ENVIRONMENT = ("PYTEST_DB_URL", "PYTEST_PLUGINS")
-# Where it is set (the machines this project's CI runs on set it), every inner process would rewrite and
-# compile the asserts of every plugin module anew: about half a second each, with no effect on
-# what is tested. Inner runs may write their bytecode caches.
+# Where it is set (the machines this project's CI runs on set it), every inner process would
+# rewrite and compile the asserts of every plugin module anew: about half a second each, with no
+# effect on what is tested. Inner runs may write their bytecode caches.
 NO_BYTECODE = "PYTHONDONTWRITEBYTECODE"
 
 # Inner runs load only the plugins they ask for (helpers.INNER_BLOCKED_PLUGINS). SQLAlchemy's
 # deprecation warnings are errors there too, as under this suite's own filterwarnings: a
 # deprecated call of the plugin's (Result.tuples() was one under SQLAlchemy 2.1) fails the
 # inner run.
-INNER_ADDOPTS = inner_addopts("-W error::sqlalchemy.exc.SADeprecationWarning")
+INNER_ADDOPTS = inner_addopts(SQLALCHEMY_DEPRECATIONS_FAIL)
 
 
 @pytest.fixture(autouse=True)

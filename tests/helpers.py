@@ -45,6 +45,7 @@ def test_without_database():
 # warns about its unset loop scope, and the others are only imported for nothing (hypothesis's
 # plugin, Faker's, and anyio's cost an inner run about three seconds of CPU on the 2-CPU machine).
 INNER_BLOCKED_PLUGINS = ("randomly", "asyncio", "faker", "hypothesispytest", "anyio")
+SQLALCHEMY_DEPRECATIONS_FAIL = "-W error::sqlalchemy.exc.SADeprecationWarning"
 
 
 def inner_addopts(*extra: str, load: tuple[str, ...] = ()) -> str:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from helpers import inner_addopts
+from helpers import SQLALCHEMY_DEPRECATIONS_FAIL, inner_addopts
 
 if TYPE_CHECKING:
     from helpers import Backend
@@ -72,7 +72,7 @@ def test_the_async_fastapi_example_passes_without_touching_the_applications_data
     # asyncio" would unblock it, with a warning its filterwarnings = error makes an error.)
     monkeypatch.setenv(
         "PYTEST_ADDOPTS",
-        inner_addopts("-W error::sqlalchemy.exc.SADeprecationWarning", load=("asyncio",)),
+        inner_addopts(SQLALCHEMY_DEPRECATIONS_FAIL, load=("asyncio",)),
     )
     result = pytester.runpytest_subprocess("--db-url", backend.url)
     result.assert_outcomes(passed=5)

@@ -279,7 +279,10 @@ MEMORY_WAITING_TEST = (
 
 
 def in_memory_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Skip where the machine has no room in memory; unset the temporary directory."""
+    """Skip where the machine has no room in memory; unset the temporary directory.
+
+    The room is judged here on its own, not by has_room_in_memory: were that wrong, the tests
+    of the memory path would skip instead of failing."""
     if filesystem_type(MEMORY_DIRECTORY) != "tmpfs":
         pytest.skip(f"no tmpfs at {MEMORY_DIRECTORY} on this machine (the disk is used there)")
     usage = os.statvfs(MEMORY_DIRECTORY)
