@@ -180,8 +180,11 @@ class ZeroConfigProject:
 @pytest.fixture
 def server_tmpdir() -> Iterator[Path]:
     """A TMPDIR for inner runs that the server's account can enter (pytester's own directory
-    is inside root's private /tmp/pytest-of-root). Servers left in it are stopped afterwards."""
-    path = Path(tempfile.mkdtemp(prefix="sm-server-test-"))
+    is inside root's private /tmp/pytest-of-root). Servers left in it are stopped afterwards.
+
+    It is where the plugin would keep a run's server (in memory where the machine has room):
+    on a disk, creating a cluster's files is most of a server's start."""
+    path = Path(tempfile.mkdtemp(prefix="sm-server-test-", dir=run_parent()))
     path.chmod(0o755)
     yield path
     for data in path.glob("pytest-sessionmaker-*/data"):
@@ -568,7 +571,7 @@ def test_server(db_session):
 
 @pytest.fixture
 def cache(zero_config: ZeroConfigProject, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = zero_config.pytester.path / "cache"
+    path = zero_config.tmpdir / "cache"  # beside the servers: made and copied as fast
     monkeypatch.setenv("XDG_CACHE_HOME", str(path))
     zero_config.write_tests(TEMPLATE_PROBE)
     return path
