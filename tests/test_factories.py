@@ -65,8 +65,13 @@ def test_db_session_factory(test_user_factory, db_session, round):
     assert count(db_session) == 3
 """
 
+# Names from a sequence and keys from the database: polyfactory's random ones may repeat (two
+# empty names broke the unique constraint in one run of the suite).
 POLYFACTORY = """
+import itertools
+
 import pytest
+from polyfactory import Use
 from polyfactory.factories.sqlalchemy_factory import (
     SQLAlchemyFactory,
     SQLAlchemyPersistenceMethod,
@@ -76,16 +81,22 @@ from sqlalchemy import func, select
 import app
 from models import User
 
+NUMBERS = itertools.count()
+
 
 class AppUserFactory(SQLAlchemyFactory[User]):
     __session__ = app.ScopedSession
     __persistence_method__ = SQLAlchemyPersistenceMethod.{method}
     __check_model__ = False
+    __set_primary_key__ = False
+    name = Use(lambda: f"user {{next(NUMBERS)}}")
 
 
 class SessionUserFactory(SQLAlchemyFactory[User]):
     __persistence_method__ = SQLAlchemyPersistenceMethod.{method}
     __check_model__ = False
+    __set_primary_key__ = False
+    name = Use(lambda: f"test user {{next(NUMBERS)}}")
 
 
 @pytest.mark.parametrize("round", range(2))
