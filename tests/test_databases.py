@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import create_engine, make_url
 from sqlalchemy.pool import NullPool
 
-from helpers import COUNTING_TESTS, MODELS, Backend, Project, only_on
+from helpers import COUNTING_TESTS, MODELS, Backend, Project
 
 
 def leftovers(backend: Backend) -> set[str]:
@@ -21,20 +21,8 @@ def leftovers(backend: Backend) -> set[str]:
     return {name for name in backend.server_databases() if name.startswith(f"{stem}_test")}
 
 
-# A database per worker: a file on SQLite, a server database on PostgreSQL and MariaDB (whose
-# creation the tests without xdist cover on both).
-@only_on("any_backend", "sqlite", "postgresql")
-def test_each_xdist_worker_gets_its_own_database_and_none_is_left(any_project: Project) -> None:
-    any_project.write_tests(
-        COUNTING_TESTS
-        + """
-def test_database_name(db_engine, worker_id):
-    assert db_engine.url.database.split("/")[-1].split(".")[0].endswith(f"_test_{worker_id}")
-"""
-    )
-    result = any_project.run_subprocess("-n", "2")
-    result.assert_outcomes(passed=6)
-    assert leftovers(any_project.backend) == set()
+# A database per xdist worker, none left afterwards: in test_templates.py
+# (test_two_xdist_workers_copy_one_template_into_a_database_each), on SQLite and PostgreSQL.
 
 
 def test_the_urls_own_database_is_never_read_or_written(project: Project) -> None:
@@ -109,9 +97,10 @@ def test_new_column(db_session):
     db_session.commit()
 """
     )
-    project.run_subprocess("--db-reuse").assert_outcomes(passed=6)
-    project.run_subprocess("--db-reuse", "--db-create").assert_outcomes(passed=6)
-    project.run_subprocess().assert_outcomes(passed=6)
+    # In this process too: pytester imports the changed models module anew for each run.
+    project.run("--db-reuse").assert_outcomes(passed=6)
+    project.run("--db-reuse", "--db-create").assert_outcomes(passed=6)
+    project.run().assert_outcomes(passed=6)
     assert leftovers(project.backend) == set()
 
 

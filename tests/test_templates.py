@@ -198,7 +198,9 @@ def test_a_template_dropped_during_a_run_is_built_again_by_the_next(
     run_verbose(templated).stdout.fnmatch_lines([BUILT.format(name=name)])
 
 
-def test_two_xdist_workers_copy_one_template(templated: Project) -> None:
+# A database per worker (a file on SQLite, a server database on PostgreSQL; MariaDB's creation
+# is the same with or without xdist), each a copy of one template, and none left afterwards.
+def test_two_xdist_workers_copy_one_template_into_a_database_each(templated: Project) -> None:
     backend = templated.backend
     templated.write_tests(
         TESTS.replace("def test_an_escape_is_detected", "def not_a_test")
@@ -207,10 +209,13 @@ def test_two_xdist_workers_copy_one_template(templated: Project) -> None:
 def test_more(db_session, n):
     db_session.add(User(name=f"more{n}"))
     db_session.flush()
+
+def test_database_name(db_engine, worker_id):
+    assert db_engine.url.database.split("/")[-1].split(".")[0].endswith(f"_test_{worker_id}")
 """
     )
     result = templated.run_subprocess("-n", "2", "-v")
-    result.assert_outcomes(passed=PASSED - 1 + 6)
+    result.assert_outcomes(passed=PASSED - 1 + 6 + 1)
     [name] = ours(backend)
     costs = [line for line in result.stdout.lines if "one-time costs" in line]
     assert len(costs) == 2, result.stdout.str()
