@@ -214,16 +214,19 @@ def server_uid(datadir: Path) -> int:
     return int(next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1])
 
 
-def test_a_zero_configuration_run_starts_a_server_and_removes_it(
+def test_a_zero_configuration_run_starts_a_server_with_no_template_and_removes_it(
     zero_config: ZeroConfigProject,
 ) -> None:
-    result = zero_config.run()
+    result = zero_config.run("-v")
     result.assert_outcomes(passed=5)
     result.stdout.fnmatch_lines(["sessionmaker: a throwaway PostgreSQL*"])
+    # One process builds no template on it: the server and a template would be thrown away
+    # after one copy.
+    result.stdout.fnmatch_lines(["sessionmaker one-time costs: server start *(created empty)*"])
     assert zero_config.run_directories() == []
 
 
-def test_xdist_workers_share_one_server_which_the_controller_removes(
+def test_xdist_workers_share_one_server_and_one_template_which_the_controller_removes(
     zero_config: ZeroConfigProject,
 ) -> None:
     # Each test records its worker and its server's port.
@@ -237,23 +240,12 @@ def test_xdist_workers_share_one_server_which_the_controller_removes(
     (folder / f"{os.environ['PYTEST_XDIST_WORKER']}-{n}").write_text(port)""",
         )
     )
-    result = zero_config.run("-n", "2", "--dist", "each")
+    result = zero_config.run("-n", "2", "--dist", "each", "-v")
     result.assert_outcomes(passed=10)
     records = list(zero_config.barriers.glob("gw*"))
     assert {path.name.split("-")[0] for path in records} == {"gw0", "gw1"}
     assert len({path.read_text() for path in records}) == 1
-    assert zero_config.run_directories() == []
-
-
-def test_one_process_builds_no_template_on_the_throwaway_server_and_workers_share_one(
-    zero_config: ZeroConfigProject,
-) -> None:
-    # One process: the server and a template would be thrown away after one copy.
-    alone = zero_config.run("-v")
-    alone.assert_outcomes(passed=5)
-    alone.stdout.fnmatch_lines(["sessionmaker one-time costs: server start *(created empty)*"])
-    result = zero_config.run("-n", "2", "--dist", "each", "-v")
-    result.assert_outcomes(passed=10)
+    # Each worker's database is a copy of one template, which one of them built.
     costs = [line for line in result.stdout.lines if "one-time costs" in line]
     assert len(costs) == 2, result.stdout.str()
     assert all("copy of template pytest_sessionmaker_template_" in line for line in costs)
