@@ -116,7 +116,7 @@ def test_db_session_and_model_query_run_in_the_test_transaction_with_bind_keys(
 ) -> None:
     fsa_project.write_ini(db_metadata="fsa_app:db", db_sessionmakers=named)
     fsa_project.write_tests(TESTS)
-    result = fsa_project.run_subprocess()
+    result = fsa_project.run()
     result.assert_outcomes(passed=4)
     assert (fsa_project.pytester.path / "factory_state.txt").read_text() == "restored"
 
@@ -150,7 +150,7 @@ def test_a_flask_sqlalchemy_app_on_another_database_stops_the_run_before_any_wri
             pass
         """
     )
-    result = fsa_project.run_subprocess()
+    result = fsa_project.run()
     # The test that pushed the app's context fails with the sentence, then the run stops.
     assert result.ret == pytest.ExitCode.INTERRUPTED
     result.assert_outcomes(failed=1)
@@ -181,7 +181,7 @@ def test_a_bind_key_on_another_database_stops_the_run_too(fsa_project: Project) 
                 pass
         """
     )
-    result = fsa_project.run_subprocess()
+    result = fsa_project.run()
     assert result.ret == pytest.ExitCode.INTERRUPTED
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*engine of bind key 'audit' of the Flask app 'fsa_app'*"])
@@ -215,7 +215,7 @@ def test_a_plain_test_cannot_use_db_session(
                 User.query.count()
         """
     )
-    result = fsa_project.run_subprocess()
+    result = fsa_project.run()
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(
         ["*DatabaseBlocked: The application's session factory fsa_app:db (db_sessionmakers) was*"]
