@@ -18,6 +18,7 @@ import sys
 import tempfile
 import textwrap
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -177,19 +178,27 @@ class ZeroConfigProject:
         return directories[0]
 
 
+@contextmanager
+def temporary_directory_for_servers(parent: Path) -> Iterator[Path]:
+    """A TMPDIR for inner runs that the server's account can enter (pytester's own directory
+    is inside root's private /tmp/pytest-of-root). Servers left in it are stopped afterwards."""
+    path = Path(tempfile.mkdtemp(prefix="sm-server-test-", dir=parent))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        for data in path.glob("pytest-sessionmaker-*/data"):
+            stop_postmaster(data)
+        shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.fixture
 def server_tmpdir() -> Iterator[Path]:
-    """A TMPDIR for inner runs that the server's account can enter (pytester's own directory
-    is inside root's private /tmp/pytest-of-root). Servers left in it are stopped afterwards.
-
-    It is where the plugin would keep a run's server (in memory where the machine has room):
-    on a disk, creating a cluster's files is most of a server's start."""
-    path = Path(tempfile.mkdtemp(prefix="sm-server-test-", dir=run_parent()))
-    path.chmod(0o755)
-    yield path
-    for data in path.glob("pytest-sessionmaker-*/data"):
-        stop_postmaster(data)
-    shutil.rmtree(path, ignore_errors=True)
+    """Where the plugin would keep a run's server (in memory where the machine has room): on a
+    disk, creating a cluster's files is most of a server's start. One test keeps a server on
+    the disk (DISK_DIRECTORY)."""
+    with temporary_directory_for_servers(run_parent()) as path:
+        yield path
 
 
 @pytest.fixture
@@ -273,6 +282,11 @@ MEMORY_WAITING_TEST = (
 )
 
 
+# Not a tmpfs on a usual Linux machine (the Filesystem Hierarchy Standard keeps it across
+# reboots); here only to be somewhere other than memory.
+DISK_DIRECTORY = Path("/var/tmp")
+
+
 def in_memory_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     """Skip where the machine has no room in memory; unset the temporary directory.
 
@@ -324,13 +338,19 @@ def test_a_killed_runs_server_in_memory_is_stopped_by_the_next_run_wherever_that
         assert postmaster is not None
         process.kill()  # the server runs in a session of its own and outlives it
         zero_config.finish(process)
-        # The next run keeps its own server in its TMPDIR, and looks for orphans in memory too.
-        monkeypatch.setenv("TMPDIR", str(zero_config.tmpdir))
-        zero_config.write_tests(COUNTING_TESTS)
-        zero_config.run().assert_outcomes(passed=5)
-        assert not process_alive(postmaster)
-        assert not data.parent.exists()
-        assert zero_config.run_directories() == []
+        # The next run keeps its own server in a TMPDIR on the disk (the path of every machine
+        # without room in memory), and looks for orphans in memory too.
+        with temporary_directory_for_servers(DISK_DIRECTORY) as elsewhere:
+            monkeypatch.setenv("TMPDIR", str(elsewhere))
+            zero_config.write_tests(COUNTING_TESTS)
+            result = zero_config.run("-v")
+            result.assert_outcomes(passed=5)
+            result.stdout.fnmatch_lines(
+                [f"sessionmaker one-time costs: server start *s (in {elsewhere}),*"]
+            )
+            assert not process_alive(postmaster)
+            assert not data.parent.exists()
+            assert list(elsewhere.glob("pytest-sessionmaker-*")) == []
     finally:
         stop_postmaster(data)
         shutil.rmtree(data.parent, ignore_errors=True)
