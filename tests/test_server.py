@@ -48,9 +48,11 @@ from pytest_sessionmaker.server_location import (
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-# These tests start, kill and reap throwaway servers and damage the machine's cluster template on
-# purpose: under pytest-xdist (--dist loadgroup, in addopts) they all run in one worker, one at a
-# time, so that no test's server or template is another's victim.
+# These tests start, kill and reap throwaway servers and damage cluster templates on purpose:
+# under pytest-xdist (--dist loadgroup, in addopts) they all run in one worker, one at a time.
+# Each has its own TMPDIR and the ones that damage a template their own cache, so they pass side
+# by side too (six runs of this file under -n 2 without the group); the group is a second
+# guard, and cost the suite no measurable time.
 pytestmark = pytest.mark.xdist_group("throwaway-server")
 
 # Inner tests call barrier("name"): it says where it is and waits for the outer test's word.
