@@ -24,9 +24,8 @@ TEMPORARY_DIRECTORY_VARIABLES = ("TMPDIR", "TEMP", "TMP")
 
 def run_parent() -> Path:
     """The directory a new run's server directory goes into."""
-    if any(os.environ.get(name) for name in TEMPORARY_DIRECTORY_VARIABLES):
-        return Path(tempfile.gettempdir())
-    if has_room_in_memory(MEMORY_DIRECTORY):
+    chosen = any(os.environ.get(name) for name in TEMPORARY_DIRECTORY_VARIABLES)
+    if not chosen and has_room_in_memory(MEMORY_DIRECTORY):
         return MEMORY_DIRECTORY
     return Path(tempfile.gettempdir())
 

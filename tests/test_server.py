@@ -44,6 +44,7 @@ from pytest_sessionmaker.server_location import (
     has_room_in_memory,
     run_parent,
 )
+from pytest_sessionmaker.server_owner import RUN_DIRECTORY_PREFIX
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -113,6 +114,11 @@ def wait_until(
         time.sleep(0.01)
 
 
+def run_directories_in(parent: Path) -> list[Path]:
+    """The runs' server directories in ``parent``."""
+    return sorted(parent.glob(f"{RUN_DIRECTORY_PREFIX}*"))
+
+
 @dataclass
 class ZeroConfigProject:
     """A user's project with no database URL, run in a temporary directory of its own."""
@@ -172,7 +178,7 @@ class ZeroConfigProject:
         (self.barriers / f"{name}.proceed").write_text("")
 
     def run_directories(self) -> list[Path]:
-        return sorted(self.tmpdir.glob("pytest-sessionmaker-*"))
+        return run_directories_in(self.tmpdir)
 
     def only_run_directory(self) -> Path:
         directories = self.run_directories()
@@ -189,7 +195,7 @@ def temporary_directory_for_servers(parent: Path) -> Iterator[Path]:
     try:
         yield path
     finally:
-        for data in path.glob("pytest-sessionmaker-*/data"):
+        for data in path.glob(f"{RUN_DIRECTORY_PREFIX}*/data"):
             stop_postmaster(data)
         shutil.rmtree(path, ignore_errors=True)
 
@@ -322,8 +328,9 @@ def test_with_no_temporary_directory_set_the_server_keeps_its_files_in_memory(
     finally:
         recorded = zero_config.barriers / "data_directory"
         if recorded.exists():
-            stop_postmaster(Path(recorded.read_text()))
-            shutil.rmtree(Path(recorded.read_text()).parent, ignore_errors=True)
+            data = Path(recorded.read_text())
+            stop_postmaster(data)
+            shutil.rmtree(data.parent, ignore_errors=True)
 
 
 def test_a_killed_runs_server_in_memory_is_stopped_by_the_next_run_wherever_that_one_runs(
@@ -352,7 +359,7 @@ def test_a_killed_runs_server_in_memory_is_stopped_by_the_next_run_wherever_that
             )
             assert not process_alive(postmaster)
             assert not data.parent.exists()
-            assert list(elsewhere.glob("pytest-sessionmaker-*")) == []
+            assert run_directories_in(elsewhere) == []
     finally:
         stop_postmaster(data)
         shutil.rmtree(data.parent, ignore_errors=True)
